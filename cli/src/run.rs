@@ -1,0 +1,132 @@
+//! `backline run` and `backline plan`: run jobs in this process and print what happened.
+
+use std::sync::Arc;
+
+use backline::aws::AwsClients;
+use backline::model::Task;
+use backline::pipeline::local;
+use backline::pipeline::planner::PlanSummary;
+use backline::store::{Manifest, report_url};
+use backline::{Config, Job};
+use indicatif::HumanBytes;
+
+use crate::progress::Bar;
+use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_TASKS_FAILED};
+
+pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool) -> u8 {
+    let config = match Config::load(file) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let jobs: Vec<&Job> = match job {
+        Some(name) => match config.job(name, file) {
+            Ok(job) => vec![job],
+            Err(err) => {
+                eprintln!("error: {err}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => config.jobs.iter().collect(),
+    };
+    let clients = AwsClients::from_env().await;
+    let mut worst = EXIT_OK;
+    for job in jobs {
+        let bar = Bar::new(&job.name, progress && !dry_run);
+        let result = local::run(
+            clients.clone(),
+            job,
+            chrono::Utc::now(),
+            dry_run,
+            Arc::new(bar.progress()),
+        )
+        .await;
+        bar.finish();
+        let code = match result {
+            Ok(run) => match &run.manifest {
+                Some(manifest) => print_manifest(&run.plan, manifest, job),
+                None => print_plan(&run.plan),
+            },
+            Err(err) => {
+                eprintln!("error: job {}: {err}", job.name);
+                if err.is_input_error() {
+                    EXIT_BAD_INPUT
+                } else {
+                    EXIT_TASKS_FAILED
+                }
+            }
+        };
+        worst = worst.max(code);
+    }
+    worst
+}
+
+fn print_plan(plan: &PlanSummary) -> u8 {
+    println!(
+        "{} (dry run): would copy {} objects ({}), mark {} deleted, skip {}; {} unchanged; {} chunk(s)",
+        plan.job,
+        plan.to_copy,
+        HumanBytes(plan.bytes_to_copy),
+        plan.to_mark_deleted,
+        plan.to_skip,
+        plan.unchanged,
+        plan.chunks,
+    );
+    if !plan.first_tasks.is_empty() {
+        println!("  first tasks:");
+    }
+    for task in &plan.first_tasks {
+        match task {
+            Task::Copy { key, size, .. } => {
+                println!("    copy         {key:?} ({})", HumanBytes(*size))
+            }
+            Task::MarkDeleted { key, .. } => println!("    mark deleted {key:?}"),
+            Task::Skip { key, reason, .. } => println!("    skip         {key:?}: {reason}"),
+        }
+    }
+    EXIT_OK
+}
+
+fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
+    let c = &manifest.counts;
+    let seconds = (manifest.finished_at - manifest.started_at)
+        .num_milliseconds()
+        .max(1) as f64
+        / 1000.0;
+    println!(
+        "{}: run {} {} in {seconds:.1} s",
+        manifest.job, manifest.run_id, manifest.status
+    );
+    println!(
+        "  copied {} objects ({}), tagged {} deleted, skipped {}, failed {}, unchanged {}",
+        c.copied,
+        HumanBytes(c.bytes_copied),
+        c.tagged_deleted,
+        c.skipped,
+        c.failed,
+        plan.unchanged
+    );
+    for failed in manifest
+        .tasks
+        .iter()
+        .filter(|o| o.status == backline::model::Status::Failed)
+        .take(5)
+    {
+        println!(
+            "  failed {:?}: {}",
+            failed.key,
+            failed.detail.as_deref().unwrap_or("")
+        );
+    }
+    println!(
+        "  report: {}",
+        report_url(&job.control(), &manifest.job, &manifest.run_id)
+    );
+    if c.failed > 0 {
+        EXIT_TASKS_FAILED
+    } else {
+        EXIT_OK
+    }
+}

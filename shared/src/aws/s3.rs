@@ -1,0 +1,99 @@
+//! S3 naming and sizing rules shared by every kind that writes to S3.
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Everything but unreserved characters and `/` is escaped in `x-amz-copy-source`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+/// Tag sets travel as a URL query string (`x-amz-tagging`).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+pub const MAX_PARTS: u64 = 10_000;
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+/// CopyObject copies up to 5 GiB in one request; larger objects must go by parts.
+pub const MAX_SINGLE_COPY: u64 = 5 << 30;
+pub const MAX_TAGS: usize = 10;
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The `x-amz-copy-source` value for a key of any shape.
+pub fn copy_source(bucket: &str, key: &str) -> String {
+    format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE))
+}
+
+/// A part size that keeps `size` within 10,000 parts: at least `preferred`, rounded to MiB.
+pub fn part_size(size: u64, preferred: u64) -> u64 {
+    let needed = size.div_ceil(MAX_PARTS);
+    let mib = 1 << 20;
+    needed.max(preferred).max(MIN_PART_SIZE).div_ceil(mib) * mib
+}
+
+/// Inclusive byte ranges, `bytes=first-last`, covering `size` in parts of `part_size`.
+pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
+    (0..size.div_ceil(part_size))
+        .map(|i| {
+            let first = i * part_size;
+            (first, (first + part_size).min(size) - 1)
+        })
+        .collect()
+}
+
+/// Encodes a tag set for the `Tagging` parameter of CopyObject or CreateMultipartUpload.
+pub fn encode_tagging(tags: &[(String, String)]) -> String {
+    tags.iter()
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, QUERY_VALUE),
+                utf8_percent_encode(v, QUERY_VALUE)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_escapes_everything_but_slashes() {
+        assert_eq!(copy_source("b", "a b/c+d%e"), "b/a%20b/c%2Bd%25e");
+        assert_eq!(copy_source("b", "ünï/x"), "b/%C3%BCn%C3%AF/x");
+    }
+
+    #[test]
+    fn five_tebibytes_fit_in_ten_thousand_parts() {
+        let size = 5u64 << 40;
+        let part = part_size(size, 8 << 20);
+        assert!(size.div_ceil(part) <= MAX_PARTS);
+        assert_eq!(part % (1 << 20), 0);
+        assert_eq!(part_size(100 << 20, 8 << 20), 8 << 20);
+        assert_eq!(part_size(10, 1), MIN_PART_SIZE);
+    }
+
+    #[test]
+    fn ranges_cover_the_object_exactly() {
+        assert_eq!(part_ranges(10, 4), vec![(0, 3), (4, 7), (8, 9)]);
+        assert_eq!(part_ranges(8, 4), vec![(0, 3), (4, 7)]);
+        let ranges = part_ranges((17 << 20) + 3, 8 << 20);
+        assert_eq!(ranges.len(), 3);
+        assert_eq!(ranges.last().unwrap().1, (17 << 20) + 2);
+    }
+
+    #[test]
+    fn tagging_is_query_encoded() {
+        let tags = vec![
+            ("a b".to_string(), "x=y&z".to_string()),
+            ("k".to_string(), "v".to_string()),
+        ];
+        assert_eq!(encode_tagging(&tags), "a%20b=x%3Dy%26z&k=v");
+    }
+}

@@ -1,0 +1,193 @@
+//! The job schema. Every struct denies unknown fields so a typo is an error, not a silent default.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::size::{ByteSize, HumanDuration};
+
+/// One named backup or restore, as written in the job file or carried inline in an event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Job {
+    pub name: String,
+    /// Where manifests, reports, chunk claim-checks and state live. Defaults to the target
+    /// bucket under `_backline/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlLocation>,
+    /// Tasks in flight at once per chunk.
+    pub concurrency: usize,
+    /// An EventBridge Scheduler expression (`rate(1 day)`, `cron(0 3 * * ? *)`) for deployments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(flatten)]
+    pub spec: JobSpec,
+}
+
+/// What a job backs up, chosen by its `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum JobSpec {
+    S3(S3Job),
+}
+
+impl JobSpec {
+    pub const KINDS: &'static [&'static str] = &["s3"];
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobSpec::S3(_) => "s3",
+        }
+    }
+}
+
+pub const DEFAULT_CONCURRENCY: usize = 32;
+pub const DEFAULT_CONTROL_PREFIX: &str = "_backline/";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlLocation {
+    pub bucket: BucketName,
+    #[serde(default = "default_control_prefix")]
+    pub prefix: String,
+}
+
+fn default_control_prefix() -> String {
+    DEFAULT_CONTROL_PREFIX.to_string()
+}
+
+/// `kind = "s3"`: copy a bucket (or a prefix of it) into a backup bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Job {
+    pub source: S3Source,
+    pub target: S3Target,
+    /// Only copy objects modified within this window (the "last 24 hours" mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_modified_within: Option<HumanDuration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Source {
+    pub bucket: BucketName,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Target {
+    pub bucket: BucketName,
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<StorageClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// Objects at or above this size are copied with parallel UploadPartCopy.
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold: ByteSize,
+    /// Copy each object's tags. Off only for S3-compatible servers without tagging.
+    #[serde(default = "default_true")]
+    pub copy_tags: bool,
+}
+
+fn default_multipart_threshold() -> ByteSize {
+    ByteSize(64 * ByteSize::MIB)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The storage classes S3 accepts on a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StorageClass {
+    Standard,
+    StandardIa,
+    OnezoneIa,
+    IntelligentTiering,
+    GlacierIr,
+    Glacier,
+    DeepArchive,
+    ReducedRedundancy,
+}
+
+impl StorageClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::OnezoneIa => "ONEZONE_IA",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::GlacierIr => "GLACIER_IR",
+            StorageClass::Glacier => "GLACIER",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+            StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY",
+        }
+    }
+}
+
+/// An S3 bucket name, checked against S3's naming rules when the job file is read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BucketName(String);
+
+impl BucketName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BucketName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        let allowed = "3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit";
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        let edges_ok = name
+            .bytes()
+            .next()
+            .zip(name.bytes().last())
+            .is_some_and(|(first, last)| {
+                first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric()
+            });
+        if (3..=63).contains(&name.len()) && valid_chars && edges_ok && !name.contains("..") {
+            Ok(BucketName(name))
+        } else {
+            Err(format!(
+                "`{name}` is not a valid bucket name; allowed: {allowed}"
+            ))
+        }
+    }
+}
+
+impl From<BucketName> for String {
+    fn from(name: BucketName) -> String {
+        name.0
+    }
+}
+
+impl fmt::Display for BucketName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Job {
+    /// The control location: explicit, or the job's target bucket under `_backline/`.
+    pub fn control(&self) -> ControlLocation {
+        if let Some(control) = &self.control {
+            return control.clone();
+        }
+        match &self.spec {
+            JobSpec::S3(s3) => ControlLocation {
+                bucket: s3.target.bucket.clone(),
+                prefix: DEFAULT_CONTROL_PREFIX.to_string(),
+            },
+        }
+    }
+}

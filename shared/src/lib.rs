@@ -1,0 +1,13 @@
+//! Backline's engine: the job file, the plan -> chunk -> execute -> finalize pipeline, and the
+//! sources it backs up. Lambda handlers and the CLI are thin shells around this crate.
+
+pub mod aws;
+pub mod config;
+pub mod model;
+pub mod notify;
+pub mod pipeline;
+pub mod sources;
+pub mod store;
+
+pub use config::{Config, ConfigError, Job, JobSpec};
+pub use pipeline::{Engine, EngineError};

@@ -1,0 +1,255 @@
+//! The wire types that travel between planner, workers and finalizer (SQS bodies, S3 files).
+//! Every message carries `version`; a message of another version is refused, not guessed at.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ControlLocation, Job};
+
+pub const WIRE_VERSION: u32 = 1;
+
+/// Identifies one run of one job and where its records live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRef {
+    pub job: String,
+    pub run_id: String,
+    /// The event time the run id derives from.
+    pub scheduled_at: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub control: ControlLocation,
+}
+
+impl RunRef {
+    pub fn new(job: &Job, scheduled_at: DateTime<Utc>) -> RunRef {
+        RunRef {
+            job: job.name.clone(),
+            run_id: run_id(&job.name, scheduled_at),
+            scheduled_at,
+            started_at: Utc::now(),
+            control: job.control(),
+        }
+    }
+}
+
+/// The same job at the same event time is the same run: a redelivered schedule plans once.
+/// Schedules fire on whole seconds; a time with a fraction (a run started by hand) keeps its
+/// milliseconds so two quick runs do not share records.
+pub fn run_id(job: &str, scheduled_at: DateTime<Utc>) -> String {
+    if scheduled_at.timestamp_subsec_millis() == 0 {
+        format!("{job}-{}", scheduled_at.format("%Y%m%dT%H%M%SZ"))
+    } else {
+        format!("{job}-{}", scheduled_at.format("%Y%m%dT%H%M%S%.3fZ"))
+    }
+}
+
+/// The smallest unit of work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Task {
+    /// Copy a new or changed object into the backup.
+    Copy {
+        key: String,
+        target_key: String,
+        size: u64,
+        etag: String,
+        /// The backup holds a copy marked deleted: its tags must be replaced by the source's,
+        /// not merged.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replace_tags: bool,
+    },
+    /// Tag the backup of an object deleted at the source.
+    MarkDeleted { key: String, target_key: String },
+    /// Report an object the run will not copy, with the reason.
+    Skip {
+        key: String,
+        size: u64,
+        etag: String,
+        reason: String,
+    },
+}
+
+impl Task {
+    pub fn key(&self) -> &str {
+        match self {
+            Task::Copy { key, .. } | Task::MarkDeleted { key, .. } | Task::Skip { key, .. } => key,
+        }
+    }
+
+    /// Bytes the task moves, for chunk sizing and progress.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Task::Copy { size, .. } => *size,
+            _ => 0,
+        }
+    }
+}
+
+/// Tasks grouped for one SQS message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub seq: u32,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkMessage {
+    pub run: RunRef,
+    pub job: Job,
+    pub chunk: Chunk,
+}
+
+/// A body on the work queue: a chunk inline, or the S3 key of a chunk too large for SQS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WorkMessage {
+    Chunk {
+        version: u32,
+        #[serde(flatten)]
+        message: Box<ChunkMessage>,
+    },
+    ClaimCheck {
+        version: u32,
+        run: RunRef,
+        seq: u32,
+        key: String,
+    },
+}
+
+impl WorkMessage {
+    pub fn version(&self) -> u32 {
+        match self {
+            WorkMessage::Chunk { version, .. } | WorkMessage::ClaimCheck { version, .. } => {
+                *version
+            }
+        }
+    }
+}
+
+/// Sent once every chunk of a run is done: the finalizer's cue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalizeMessage {
+    pub version: u32,
+    pub run: RunRef,
+    pub job: Job,
+    pub chunks: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Skipped,
+    Failed,
+}
+
+/// What happened to one task: one line of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub action: Action,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_key: Option<String>,
+    pub status: Status,
+    #[serde(default)]
+    pub bytes: u64,
+    /// The source ETag the copy was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_etag: Option<String>,
+    /// `copy` or `multipart` for copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Copy,
+    MarkDeleted,
+    Skip,
+}
+
+impl Outcome {
+    pub fn for_task(task: &Task, status: Status) -> Outcome {
+        let (action, target_key, etag) = match task {
+            Task::Copy {
+                target_key, etag, ..
+            } => (Action::Copy, Some(target_key.clone()), Some(etag.clone())),
+            Task::MarkDeleted { target_key, .. } => {
+                (Action::MarkDeleted, Some(target_key.clone()), None)
+            }
+            Task::Skip { etag, .. } => (Action::Skip, None, Some(etag.clone())),
+        };
+        Outcome {
+            action,
+            key: task.key().to_string(),
+            target_key,
+            status,
+            bytes: 0,
+            etag,
+            target_etag: None,
+            method: None,
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Outcome {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// Counts of a run, for the summary, the report and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub tasks: u64,
+    pub copied: u64,
+    pub bytes_copied: u64,
+    pub tagged_deleted: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, outcome: &Outcome) {
+        self.tasks += 1;
+        match (outcome.action, outcome.status) {
+            (_, Status::Failed) => self.failed += 1,
+            (_, Status::Skipped) | (Action::Skip, _) => self.skipped += 1,
+            (Action::Copy, Status::Ok) => {
+                self.copied += 1;
+                self.bytes_copied += outcome.bytes;
+            }
+            (Action::MarkDeleted, Status::Ok) => self.tagged_deleted += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn run_id_derives_from_job_and_event_time() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap();
+        assert_eq!(run_id("photos", at), "photos-20261122T030000Z");
+        assert_eq!(run_id("photos", at), run_id("photos", at));
+        let by_hand = at + chrono::Duration::milliseconds(250);
+        assert_eq!(run_id("photos", by_hand), "photos-20261122T030000.250Z");
+    }
+
+    #[test]
+    fn tasks_serialize_with_their_action() {
+        let task = Task::MarkDeleted {
+            key: "a b+c".into(),
+            target_key: "x/a b+c".into(),
+        };
+        let json = serde_json::to_value(&task).unwrap();
+        assert_eq!(json["action"], "mark_deleted");
+        assert_eq!(serde_json::from_value::<Task>(json).unwrap(), task);
+    }
+}

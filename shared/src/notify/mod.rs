@@ -1,0 +1,3 @@
+//! Telling people and systems how a run went.
+
+pub mod metrics;

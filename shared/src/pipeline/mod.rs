@@ -1,0 +1,86 @@
+//! plan -> chunk -> execute -> finalize. The same functions run in Lambda (SQS queue, DynamoDB
+//! ledger) and in one process (`backline run`: in-process queue and ledger).
+
+mod chunker;
+pub mod deployment;
+pub mod events;
+pub mod finalizer;
+pub mod ledger;
+pub mod local;
+pub mod planner;
+pub mod queue;
+pub mod worker;
+
+use std::sync::Arc;
+
+pub use chunker::Chunker;
+pub use deployment::Deployment;
+pub use ledger::{DynamoLedger, Ledger, MemoryLedger};
+pub use queue::{SqsQueue, WorkQueue};
+
+use crate::aws::AwsClients;
+use crate::config::{ConfigError, JobError};
+use crate::model::{Outcome, Task};
+use crate::store::StoreError;
+
+/// What the pipeline's stages share: clients built once, the queue and the ledger.
+pub struct Engine {
+    pub clients: AwsClients,
+    pub queue: Arc<dyn WorkQueue>,
+    pub ledger: Arc<dyn Ledger>,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Engine {
+    pub fn new(clients: AwsClients, queue: Arc<dyn WorkQueue>, ledger: Arc<dyn Ledger>) -> Engine {
+        Engine {
+            clients,
+            queue,
+            ledger,
+            progress: Arc::new(NoProgress),
+        }
+    }
+
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Engine {
+        self.progress = progress;
+        self
+    }
+}
+
+/// Hooks for a progress display; the Lambda functions use `NoProgress`.
+pub trait Progress: Send + Sync {
+    fn planned(&self, _task: &Task) {}
+    fn finished(&self, _outcome: &Outcome) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Job(#[from] JobError),
+    /// The request cannot be carried out as given (missing bucket, unknown job, bad event).
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error("ledger: {0}")]
+    Ledger(String),
+    #[error("message: {0}")]
+    Message(String),
+}
+
+impl EngineError {
+    /// Errors the user must fix (exit code 2), as opposed to failures during the work.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Config(_) | EngineError::Job(_) | EngineError::Input(_)
+        )
+    }
+}

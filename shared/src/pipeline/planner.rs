@@ -1,0 +1,161 @@
+//! The planner: list the source, diff against state, hand chunks to the queue, seal the run.
+
+use serde::Serialize;
+
+use super::ledger::Opened;
+use super::{Chunker, Engine, EngineError, worker};
+use crate::config::{Job, JobSpec};
+use crate::model::{Chunk, ChunkMessage, RunRef, Task};
+use crate::sources;
+
+/// What a plan found. For a dry run this is all there is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PlanSummary {
+    pub job: String,
+    pub run_id: String,
+    /// The run was planned before (same job, same event time): nothing was sent again.
+    pub already_planned: bool,
+    pub dry_run: bool,
+    pub to_copy: u64,
+    pub bytes_to_copy: u64,
+    pub to_mark_deleted: u64,
+    pub to_skip: u64,
+    pub unchanged: u64,
+    pub chunks: u32,
+    /// The first tasks, for `--dry-run` to show.
+    pub first_tasks: Vec<Task>,
+}
+
+const FIRST_TASKS: usize = 10;
+
+impl PlanSummary {
+    fn count(&mut self, task: &Task) {
+        match task {
+            Task::Copy { size, .. } => {
+                self.to_copy += 1;
+                self.bytes_to_copy += size;
+            }
+            Task::MarkDeleted { .. } => self.to_mark_deleted += 1,
+            Task::Skip { .. } => self.to_skip += 1,
+        }
+        if self.first_tasks.len() < FIRST_TASKS {
+            self.first_tasks.push(task.clone());
+        }
+    }
+}
+
+/// Receives the tasks a source plans, groups them and sends the chunks.
+pub struct TaskSink<'a> {
+    engine: &'a Engine,
+    job: &'a Job,
+    run: &'a RunRef,
+    dry_run: bool,
+    chunker: Chunker,
+    pending: Vec<ChunkMessage>,
+    pub summary: PlanSummary,
+}
+
+impl TaskSink<'_> {
+    pub async fn push(&mut self, task: Task) -> Result<(), EngineError> {
+        self.summary.count(&task);
+        self.engine.progress.planned(&task);
+        if let Some(chunk) = self.chunker.push(task) {
+            self.queue_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    pub fn unchanged(&mut self) {
+        self.summary.unchanged += 1;
+    }
+
+    async fn queue_chunk(&mut self, chunk: Chunk) -> Result<(), EngineError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        self.pending.push(ChunkMessage {
+            run: self.run.clone(),
+            job: self.job.clone(),
+            chunk,
+        });
+        if self.pending.len() >= self.engine.queue.batch_size() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), EngineError> {
+        if !self.pending.is_empty() {
+            self.engine
+                .queue
+                .send_chunks(std::mem::take(&mut self.pending))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<PlanSummary, EngineError> {
+        if let Some(chunk) = self.chunker.finish() {
+            self.queue_chunk(chunk).await?;
+        }
+        self.flush().await?;
+        self.summary.chunks = self.chunker.chunks();
+        Ok(self.summary)
+    }
+}
+
+/// Plans one run of `job`. With `dry_run` nothing is written or sent.
+pub async fn plan(
+    engine: &Engine,
+    job: &Job,
+    run: &RunRef,
+    dry_run: bool,
+) -> Result<PlanSummary, EngineError> {
+    match &job.spec {
+        JobSpec::S3(spec) => sources::s3::check_buckets(engine, spec).await?,
+    }
+    let summary = PlanSummary {
+        job: job.name.clone(),
+        run_id: run.run_id.clone(),
+        dry_run,
+        ..Default::default()
+    };
+    if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
+        tracing::info!(run = %run.run_id, "run was planned before; not planning it again");
+        return Ok(PlanSummary {
+            already_planned: true,
+            ..summary
+        });
+    }
+    let mut sink = TaskSink {
+        engine,
+        job,
+        run,
+        dry_run,
+        chunker: Chunker::new(Chunker::MAX_TASKS, Chunker::MAX_BYTES),
+        pending: Vec::new(),
+        summary,
+    };
+    let planned = match &job.spec {
+        JobSpec::S3(spec) => sources::s3::plan(engine, job, spec, run, &mut sink).await,
+    };
+    if let Err(err) = planned {
+        if !dry_run {
+            // Best effort: the run is marked failed so a reader of the ledger sees why it stopped.
+            let _ = engine.ledger.finish(&run.run_id, "plan_failed").await;
+        }
+        return Err(err);
+    }
+    let summary = sink.finish().await?;
+    if !dry_run {
+        engine.ledger.seal(&run.run_id, summary.chunks).await?;
+        // A run with nothing to do, or whose workers were faster than the seal, finalizes here.
+        worker::finalize_if_complete(engine, job, run).await?;
+    }
+    tracing::info!(
+        job = %job.name, run = %run.run_id, to_copy = summary.to_copy, bytes = summary.bytes_to_copy,
+        to_mark_deleted = summary.to_mark_deleted, to_skip = summary.to_skip, unchanged = summary.unchanged,
+        chunks = summary.chunks, "planned"
+    );
+    Ok(summary)
+}

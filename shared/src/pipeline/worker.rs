@@ -1,0 +1,102 @@
+//! The worker: run one chunk's tasks, record their outcomes, count the chunk once, and send
+//! the finalize message when it was the last.
+
+use super::{Engine, EngineError};
+use crate::config::{Job, JobSpec};
+use crate::model::{ChunkMessage, FinalizeMessage, RunRef, WIRE_VERSION, WorkMessage};
+use crate::sources;
+use crate::store::ControlStore;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkResult {
+    /// The chunk ran; `failed` of its tasks failed (recorded in the outcomes, not retried).
+    Done { tasks: usize, failed: usize },
+    /// The chunk was done before (a redelivered message): nothing ran again.
+    Duplicate,
+}
+
+/// Parses a work-queue body, resolving a claim-check from the control location.
+pub async fn read_work_message(engine: &Engine, body: &str) -> Result<ChunkMessage, EngineError> {
+    let message: WorkMessage = serde_json::from_str(body)
+        .map_err(|e| EngineError::Message(format!("not a Backline work message: {e}")))?;
+    if message.version() != WIRE_VERSION {
+        return Err(EngineError::Message(format!(
+            "message version {} is not supported (expected {WIRE_VERSION})",
+            message.version()
+        )));
+    }
+    match message {
+        WorkMessage::Chunk { message, .. } => Ok(*message),
+        WorkMessage::ClaimCheck { run, key, .. } => {
+            let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
+            store.get_json(&key).await?.ok_or_else(|| {
+                EngineError::Message(format!(
+                    "claim-check s3://{}/{key} does not exist",
+                    store.bucket()
+                ))
+            })
+        }
+    }
+}
+
+pub async fn handle_body(engine: &Engine, body: &str) -> Result<ChunkResult, EngineError> {
+    let message = read_work_message(engine, body).await?;
+    run_chunk(engine, &message).await
+}
+
+pub async fn run_chunk(
+    engine: &Engine,
+    message: &ChunkMessage,
+) -> Result<ChunkResult, EngineError> {
+    let ChunkMessage { run, job, chunk } = message;
+    if engine.ledger.is_chunk_done(&run.run_id, chunk.seq).await? {
+        tracing::info!(run = %run.run_id, chunk = chunk.seq, "chunk already done; skipping redelivery");
+        // The earlier delivery may have stopped between counting and finalizing.
+        finalize_if_complete(engine, job, run).await?;
+        return Ok(ChunkResult::Duplicate);
+    }
+    let outcomes = match &job.spec {
+        JobSpec::S3(spec) => {
+            sources::s3::execute(engine, spec, job.concurrency, &chunk.tasks).await
+        }
+    };
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.status == crate::model::Status::Failed)
+        .count();
+    ControlStore::new(engine.clients.s3.clone(), &run.control)
+        .put_outcomes(run, chunk.seq, &outcomes)
+        .await?;
+    if engine.ledger.complete_chunk(&run.run_id, chunk.seq).await? {
+        finalize_if_complete(engine, job, run).await?;
+    }
+    Ok(ChunkResult::Done {
+        tasks: outcomes.len(),
+        failed,
+    })
+}
+
+/// Sends the finalize message if this caller is the one to do it.
+pub async fn finalize_if_complete(
+    engine: &Engine,
+    job: &Job,
+    run: &RunRef,
+) -> Result<(), EngineError> {
+    let Some(chunks) = engine.ledger.claim_finalize(&run.run_id).await? else {
+        return Ok(());
+    };
+    let message = FinalizeMessage {
+        version: WIRE_VERSION,
+        run: run.clone(),
+        job: job.clone(),
+        chunks,
+    };
+    if let Err(err) = engine.queue.send_finalize(message).await {
+        // Give the claim back so a redelivery of this chunk can try again.
+        if let Err(release) = engine.ledger.release_finalize(&run.run_id).await {
+            tracing::error!(run = %run.run_id, error = %release, "could not release the finalize claim");
+        }
+        return Err(err);
+    }
+    Ok(())
+}

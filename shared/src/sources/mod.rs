@@ -1,0 +1,3 @@
+//! One folder per job kind.
+
+pub mod s3;

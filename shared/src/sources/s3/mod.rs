@@ -1,0 +1,9 @@
+//! `kind = "s3"`: back up a bucket into a backup bucket with server-side copies.
+
+mod copy;
+mod plan;
+mod tags;
+
+pub use copy::execute;
+pub use plan::{check_buckets, plan};
+pub use tags::{deleted_tags, target_key};

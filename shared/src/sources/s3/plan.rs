@@ -1,0 +1,190 @@
+//! Planning an S3 backup: list the source page by page and merge it with the state (both in
+//! key order), so a change, an addition or a deletion is found without reading the target.
+
+use std::iter::Peekable;
+
+use aws_sdk_s3::types::{Object, ObjectStorageClass};
+use chrono::Utc;
+
+use super::tags::target_key;
+use crate::aws::error_text;
+use crate::config::{Job, S3Job};
+use crate::model::{RunRef, Task};
+use crate::pipeline::planner::TaskSink;
+use crate::pipeline::{Engine, EngineError};
+use crate::store::{ControlStore, State, StateEntry};
+
+/// Fails early, with the bucket's name, when the source or target cannot be reached.
+pub async fn check_buckets(engine: &Engine, spec: &S3Job) -> Result<(), EngineError> {
+    for (role, bucket) in [
+        ("source", &spec.source.bucket),
+        ("target", &spec.target.bucket),
+    ] {
+        if let Err(err) = engine
+            .clients
+            .s3
+            .head_bucket()
+            .bucket(bucket.as_str())
+            .send()
+            .await
+        {
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            let message = match status {
+                Some(404) => format!("{role} bucket `{bucket}` does not exist"),
+                Some(403) => format!(
+                    "{role} bucket `{bucket}`: access denied (check the credentials' permissions)"
+                ),
+                _ => format!(
+                    "{role} bucket `{bucket}`: cannot reach it: {}",
+                    error_text(&err)
+                ),
+            };
+            return Err(EngineError::Input(message));
+        }
+    }
+    Ok(())
+}
+
+pub async fn plan(
+    engine: &Engine,
+    job: &Job,
+    spec: &S3Job,
+    run: &RunRef,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
+    let source = format!("s3://{}/{}", spec.source.bucket, spec.source.prefix);
+    let state = match store.read_state(&job.name).await? {
+        Some(state) if state.source == source => state,
+        Some(state) => {
+            tracing::warn!(old = %state.source, new = %source, "the job's source changed; planning a full backup");
+            State::default()
+        }
+        None => State::default(),
+    };
+    // Objects older than the window are left alone (but still count as present).
+    let cutoff = spec.only_modified_within.map(|window| {
+        Utc::now() - chrono::Duration::from_std(window.0).unwrap_or(chrono::Duration::MAX)
+    });
+    // The control records must not back themselves up when source and control share a bucket.
+    let control_prefix = (store.bucket() == spec.source.bucket.as_str()
+        && !store.prefix().is_empty())
+    .then(|| store.prefix().to_string());
+
+    let mut known = state.entries.into_iter().peekable();
+    let mut previous_key: Option<String> = None;
+    let mut pages = engine
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(spec.source.bucket.as_str())
+        .prefix(&spec.source.prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            EngineError::Input(format!(
+                "listing source bucket `{}`: {}",
+                spec.source.bucket,
+                error_text(&e)
+            ))
+        })?;
+        for object in page.contents() {
+            let Some(key) = object.key() else { continue };
+            if control_prefix
+                .as_deref()
+                .is_some_and(|p| key.starts_with(p))
+            {
+                continue;
+            }
+            // The merge below is only right if S3 lists in key order; refuse rather than mark
+            // live objects deleted.
+            if previous_key.as_deref().is_some_and(|prev| prev >= key) {
+                return Err(EngineError::Input(format!(
+                    "source bucket `{}` listed `{key}` after `{}`: keys are not in order, cannot diff safely",
+                    spec.source.bucket,
+                    previous_key.unwrap_or_default()
+                )));
+            }
+            mark_deleted_before(spec, &mut known, key, sink).await?;
+            let previous = known.next_if(|entry| entry.key == key);
+            plan_object(spec, object, key, previous, cutoff, sink).await?;
+            previous_key = Some(key.to_string());
+        }
+    }
+    for entry in known.filter(|entry| !entry.deleted) {
+        sink.push(Task::MarkDeleted {
+            target_key: target_key(spec, &entry.key),
+            key: entry.key,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// Known keys that sort before `key` are gone from the source.
+async fn mark_deleted_before(
+    spec: &S3Job,
+    known: &mut Peekable<impl Iterator<Item = StateEntry>>,
+    key: &str,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    while let Some(entry) = known.next_if(|entry| entry.key.as_str() < key) {
+        if entry.deleted {
+            continue;
+        }
+        sink.push(Task::MarkDeleted {
+            target_key: target_key(spec, &entry.key),
+            key: entry.key,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+async fn plan_object(
+    spec: &S3Job,
+    object: &Object,
+    key: &str,
+    previous: Option<StateEntry>,
+    cutoff: Option<chrono::DateTime<Utc>>,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    let size = object.size().unwrap_or(0).max(0) as u64;
+    let etag = object.e_tag().unwrap_or_default().to_string();
+    let reappeared = previous.as_ref().is_some_and(|p| p.deleted);
+    if previous.is_some_and(|p| !p.deleted && p.size == size && p.etag == etag) {
+        sink.unchanged();
+        return Ok(());
+    }
+    let modified = object
+        .last_modified()
+        .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+    if let (Some(cutoff), Some(modified)) = (cutoff, modified)
+        && modified < cutoff
+    {
+        sink.unchanged();
+        return Ok(());
+    }
+    let task = match object.storage_class() {
+        Some(class @ (ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)) => {
+            Task::Skip {
+                key: key.to_string(),
+                size,
+                etag,
+                reason: format!(
+                    "in {} at the source: restore it there first (backline restore)",
+                    class.as_str()
+                ),
+            }
+        }
+        _ => Task::Copy {
+            key: key.to_string(),
+            target_key: target_key(spec, key),
+            size,
+            etag,
+            replace_tags: reappeared,
+        },
+    };
+    sink.push(task).await
+}

@@ -1,0 +1,419 @@
+//! The three Lambda handlers, fed the sample events in `events/` and real SQS and DynamoDB
+//! traffic, all against moto_server.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use backline::Engine;
+use backline::aws::AwsClients;
+use backline::model::{Chunk, ChunkMessage, RunRef, Task, WorkMessage};
+use backline::pipeline::{Deployment, worker};
+use backline::store::Manifest;
+use backline_tests::{
+    Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put, tags,
+    unique,
+};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{Value, json};
+
+fn repo_file(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
+}
+
+fn event(path: &str) -> Value {
+    let text = std::fs::read_to_string(repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+struct Stack {
+    clients: AwsClients,
+    deployment: Deployment,
+    engine: Engine,
+}
+
+async fn stack() -> Stack {
+    let clients = Moto::get().clients().await;
+    let deployment = Deployment {
+        work_queue_url: create_queue(&clients.sqs, &unique("work")).await,
+        finalize_queue_url: create_queue(&clients.sqs, &unique("finalize")).await,
+        ledger_table: unique("ledger"),
+        config: Some(repo_file("events/jobs.toml").display().to_string()),
+    };
+    create_ledger_table(&clients.dynamodb, &deployment.ledger_table).await;
+    let engine = deployment.engine(clients.clone());
+    Stack {
+        clients,
+        deployment,
+        engine,
+    }
+}
+
+fn sqs_event(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| json!({"messageId": id, "body": body}))
+        .collect();
+    let payload: SqsEvent =
+        serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn as_records(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m.message_id().unwrap_or_default().to_string(),
+                m.body().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+async fn plan(stack: &Stack, payload: Value) -> Value {
+    let config = stack.deployment.config.as_deref();
+    let response = backline_planner::handler(
+        &stack.engine,
+        config,
+        LambdaEvent::new(payload, Context::default()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("planner: {e}"));
+    serde_json::to_value(response).unwrap()
+}
+
+/// Runs every queued chunk through the worker, then every finalize message through the finalizer.
+async fn drive(stack: &Stack) -> usize {
+    let work = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
+    let response = backline_worker::handler(&stack.engine, sqs_event(&as_records(&work)))
+        .await
+        .unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "worker failures: {:?}",
+        failed_ids(&response)
+    );
+    let finals = drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await;
+    let response = backline_finalizer::handler(&stack.engine, sqs_event(&as_records(&finals)))
+        .await
+        .unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "finalizer failures: {:?}",
+        failed_ids(&response)
+    );
+    finals.len()
+}
+
+fn inline_job(source: &str, target: &str) -> Value {
+    json!({"name": "inline", "kind": "s3", "source": {"bucket": source}, "target": {"bucket": target}})
+}
+
+#[tokio::test]
+async fn the_sample_events_drive_the_handlers() {
+    let stack = stack().await;
+    let s3 = &stack.clients.s3;
+    // The sample events name these buckets; only this test uses them.
+    create_bucket(s3, "photos-prod").await;
+    create_bucket(s3, "photos-backup").await;
+    for key in ["2026/11/IMG 0001.jpg", "2026/11/IMG 0002.jpg"] {
+        put(s3, "photos-prod", &TestObject::new(key, "jpeg!")).await;
+    }
+    put(
+        s3,
+        "photos-backup",
+        &TestObject {
+            tags: vec![("year".into(), "2025".into())],
+            ..TestObject::new("2025/old.jpg", "old")
+        },
+    )
+    .await;
+
+    let payload: SqsEvent = serde_json::from_value(event("events/worker-sqs.json")).unwrap();
+    let response =
+        backline_worker::handler(&stack.engine, LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        body(s3, "photos-backup", "2026/11/IMG 0002.jpg").await,
+        b"jpeg!"
+    );
+    assert!(
+        tags(s3, "photos-backup", "2025/old.jpg")
+            .await
+            .contains(&("Deleted".into(), "True".into()))
+    );
+
+    let payload: SqsEvent = serde_json::from_value(event("events/finalizer-sqs.json")).unwrap();
+    let response =
+        backline_finalizer::handler(&stack.engine, LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let manifest: Manifest = serde_json::from_slice(
+        &body(
+            s3,
+            "photos-backup",
+            "_backline/runs/photos/photos-20261122T070000Z/manifest.json",
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(
+        (manifest.counts.copied, manifest.counts.tagged_deleted),
+        (2, 1)
+    );
+
+    let planned = plan(&stack, event("events/planner-request.json")).await;
+    assert_eq!(planned["runs"][0]["run_id"], "photos-20261122T040000Z");
+    let planned = plan(&stack, event("events/planner-eventbridge.json")).await;
+    assert_eq!(planned["runs"][0]["run_id"], "photos-20261122T030000Z");
+    let planned = plan(&stack, event("events/planner-scheduled.json")).await;
+    assert_eq!(planned["runs"][0]["run_id"], "photos-20261122T060000Z");
+    let planned = plan(&stack, event("events/planner-inline.json")).await;
+    assert_eq!(
+        planned["runs"][0]["run_id"],
+        "photos-inline-20261122T050000Z"
+    );
+    assert_eq!(planned["runs"][0]["dry_run"], true);
+
+    // Three real runs were planned; each finalizes once its chunks are done.
+    assert_eq!(drive(&stack).await, 3);
+    for run in [
+        "photos-20261122T040000Z",
+        "photos-20261122T030000Z",
+        "photos-20261122T060000Z",
+    ] {
+        let key = format!("_backline/runs/photos/{run}/report.md");
+        assert!(!body(s3, "photos-backup", &key).await.is_empty(), "{key}");
+    }
+}
+
+#[tokio::test]
+async fn a_redelivered_chunk_is_copied_once_and_counted_once() {
+    let stack = stack().await;
+    let s3 = &stack.clients.s3;
+    let (source, target) = (unique("src"), unique("dst"));
+    create_bucket(s3, &source).await;
+    create_bucket(s3, &target).await;
+    put(s3, &source, &TestObject::new("only.txt", "1")).await;
+
+    plan(
+        &stack,
+        json!({"job": inline_job(&source, &target), "time": "2026-11-22T08:00:00Z"}),
+    )
+    .await;
+    let work = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
+    assert_eq!(work.len(), 1);
+    let records = as_records(&work);
+
+    let first = backline_worker::handler(&stack.engine, sqs_event(&records))
+        .await
+        .unwrap();
+    assert!(first.batch_item_failures.is_empty());
+    assert_eq!(
+        drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url)
+            .await
+            .len(),
+        1
+    );
+
+    // If the redelivery copied again, the object would reappear.
+    s3.delete_object()
+        .bucket(&target)
+        .key("only.txt")
+        .send()
+        .await
+        .unwrap();
+    let again = worker::handle_body(&stack.engine, &records[0].1)
+        .await
+        .unwrap();
+    assert_eq!(again, worker::ChunkResult::Duplicate);
+    let second = backline_worker::handler(&stack.engine, sqs_event(&records))
+        .await
+        .unwrap();
+    assert!(second.batch_item_failures.is_empty());
+    assert!(
+        s3.head_object()
+            .bucket(&target)
+            .key("only.txt")
+            .send()
+            .await
+            .is_err(),
+        "copied twice"
+    );
+    assert!(
+        drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url)
+            .await
+            .is_empty(),
+        "finalized twice"
+    );
+
+    let run = stack
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&stack.deployment.ledger_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("inline-20261122T080000Z".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("run".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let done = run
+        .item()
+        .unwrap()
+        .get("done")
+        .unwrap()
+        .as_n()
+        .unwrap()
+        .clone();
+    assert_eq!(done, "1", "counted once");
+}
+
+#[tokio::test]
+async fn a_malformed_record_fails_alone() {
+    let stack = stack().await;
+    let s3 = &stack.clients.s3;
+    let (source, target) = (unique("src"), unique("dst"));
+    create_bucket(s3, &source).await;
+    create_bucket(s3, &target).await;
+    put(s3, &source, &TestObject::new("x.txt", "x")).await;
+    plan(
+        &stack,
+        json!({"job": inline_job(&source, &target), "time": "2026-11-22T09:00:00Z"}),
+    )
+    .await;
+    let mut records =
+        as_records(&drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await);
+    records.push(("bad-json".into(), "{not json".into()));
+    let future = records[0].1.replace("\"version\":1", "\"version\":99");
+    records.push(("bad-version".into(), future));
+
+    let response = backline_worker::handler(&stack.engine, sqs_event(&records))
+        .await
+        .unwrap();
+    let mut failed = failed_ids(&response);
+    failed.sort();
+    assert_eq!(
+        failed,
+        vec!["bad-json".to_string(), "bad-version".to_string()]
+    );
+    assert_eq!(
+        body(s3, &target, "x.txt").await,
+        b"x",
+        "the good record still ran"
+    );
+}
+
+#[tokio::test]
+async fn the_same_schedule_event_twice_plans_one_run() {
+    let stack = stack().await;
+    let s3 = &stack.clients.s3;
+    let (source, target) = (unique("src"), unique("dst"));
+    create_bucket(s3, &source).await;
+    create_bucket(s3, &target).await;
+    put(s3, &source, &TestObject::new("x.txt", "x")).await;
+    let envelope = json!({
+        "detail-type": "Backline Run", "source": "ops", "time": "2026-11-22T10:00:00Z",
+        "detail": {"job": inline_job(&source, &target)}
+    });
+    let first = plan(&stack, envelope.clone()).await;
+    let second = plan(&stack, envelope).await;
+    assert_eq!(first["runs"][0]["already_planned"], false);
+    assert_eq!(second["runs"][0]["already_planned"], true);
+    assert_eq!(first["runs"][0]["run_id"], second["runs"][0]["run_id"]);
+    assert_eq!(
+        drain(&stack.clients.sqs, &stack.deployment.work_queue_url)
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_large_chunk_travels_by_claim_check() {
+    let stack = stack().await;
+    let target = unique("dst");
+    create_bucket(&stack.clients.s3, &target).await;
+    let job = backline::Job::from_value(inline_job("any-source", &target)).unwrap();
+    let run = RunRef::new(&job, chrono::Utc::now());
+    let tasks: Vec<Task> = (0..300)
+        .map(|i| Task::Copy {
+            key: format!("{i:04}/{}", "k".repeat(1000)),
+            target_key: format!("{i:04}"),
+            size: 1,
+            etag: "e".into(),
+            replace_tags: false,
+        })
+        .collect();
+    let message = ChunkMessage {
+        run,
+        job,
+        chunk: Chunk { seq: 7, tasks },
+    };
+    stack
+        .engine
+        .queue
+        .send_chunks(vec![message.clone()])
+        .await
+        .unwrap();
+
+    let received = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
+    let body = received[0].body().unwrap();
+    assert!(
+        body.len() < 4096,
+        "the message carries a key, not the chunk"
+    );
+    assert!(matches!(
+        serde_json::from_str(body).unwrap(),
+        WorkMessage::ClaimCheck { seq: 7, .. }
+    ));
+    assert_eq!(
+        worker::read_work_message(&stack.engine, body)
+            .await
+            .unwrap(),
+        message
+    );
+}
+
+#[tokio::test]
+async fn planner_refuses_bad_events_with_the_reason() {
+    let stack = stack().await;
+    let config = stack.deployment.config.as_deref();
+    for (payload, want) in [
+        (json!({"job": "nope"}), "job \"nope\" not found"),
+        (json!({"jbo": "photos"}), "unknown field `jbo`"),
+        (
+            json!({"job": {"name": "x", "kind": "s3", "source": {"bucket": "a-b-c"}}}),
+            "target",
+        ),
+    ] {
+        let err = backline_planner::handler(
+            &stack.engine,
+            config,
+            LambdaEvent::new(payload, Context::default()),
+        )
+        .await
+        .err()
+        .expect("an error")
+        .to_string();
+        assert!(err.contains(want), "{err}");
+    }
+}
