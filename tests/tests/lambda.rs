@@ -411,8 +411,7 @@ async fn planner_refuses_bad_events_with_the_reason() {
             LambdaEvent::new(payload, Context::default()),
         )
         .await
-        .err()
-        .expect("an error")
+        .expect_err("an error")
         .to_string();
         assert!(err.contains(want), "{err}");
     }

@@ -61,7 +61,7 @@ impl fmt::Display for ByteSize {
             ("MiB", 1 << 20),
             ("KiB", 1 << 10),
         ] {
-            if bytes >= factor && bytes % factor == 0 {
+            if bytes >= factor && bytes.is_multiple_of(factor) {
                 return write!(f, "{} {unit}", bytes / factor);
             }
         }
@@ -139,7 +139,7 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.as_secs();
         for (unit, factor) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
-            if secs % factor == 0 {
+            if secs.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", secs / factor);
             }
         }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Counts, Outcome, Status};
@@ -37,8 +37,14 @@ pub fn render_report(manifest: &Manifest) -> String {
         ("Status", format!("**{}**", m.status)),
         ("Source", format!("`{}`", m.source)),
         ("Target", format!("`{}`", m.target)),
-        ("Started", m.started_at.to_rfc3339()),
-        ("Finished", m.finished_at.to_rfc3339()),
+        (
+            "Started",
+            m.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
+        (
+            "Finished",
+            m.finished_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
         (
             "Duration",
             format!(
