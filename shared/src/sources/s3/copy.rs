@@ -89,16 +89,18 @@ async fn copy(
             target_key.len()
         ));
     }
-    let multipart = size >= spec.target.multipart_threshold.0 || size > MAX_SINGLE_COPY;
+    let multipart =
+        size > 0 && (size >= spec.target.multipart_threshold.0 || size > MAX_SINGLE_COPY);
     let result = if multipart {
         copy_by_parts(engine, spec, whole.key, target_key).await
     } else {
-        copy_whole(engine, spec, &whole).await
+        copy_whole(engine, spec, &whole, size).await
     };
     match result {
-        Ok((bytes, target_etag)) => Outcome {
-            bytes,
-            target_etag,
+        Ok(copied) => Outcome {
+            bytes: copied.bytes,
+            etag: Some(copied.source_etag),
+            target_etag: copied.target_etag,
             method: Some(if multipart { "multipart" } else { "copy" }.to_string()),
             ..base
         },
@@ -118,6 +120,14 @@ async fn copy(
         }
         .with_detail(message),
     }
+}
+
+/// What was copied: the source version's size and ETag (the state records these) and the
+/// backup's ETag.
+struct Copied {
+    bytes: u64,
+    source_etag: String,
+    target_etag: Option<String>,
 }
 
 enum CopyFailure {
@@ -171,7 +181,8 @@ async fn copy_whole(
     engine: &Engine,
     spec: &S3Job,
     whole: &WholeCopy<'_>,
-) -> Result<(u64, Option<String>), CopyFailure> {
+    listed_size: u64,
+) -> Result<Copied, CopyFailure> {
     let WholeCopy {
         key,
         target_key,
@@ -206,32 +217,44 @@ async fn copy_whole(
                 .map(|_| ServerSideEncryption::AwsKms),
         )
         .set_ssekms_key_id(spec.target.kms_key_id.clone());
-    // Copy the version that was listed; if it changed since, copy what is there now.
-    let output = match request.clone().copy_source_if_match(etag).send().await {
-        Ok(output) => output,
-        Err(err) if is_precondition_failed(&err) => request
-            .send()
-            .await
-            .map_err(|e| classify("CopyObject", &e))?,
+    // Copy the version that was listed, so the size and ETag recorded are the ones copied.
+    let (output, bytes, source_etag) = match request.clone().copy_source_if_match(etag).send().await
+    {
+        Ok(output) => (output, listed_size, etag.to_string()),
+        Err(err) if is_precondition_failed(&err) => {
+            // Changed since the listing: copy the version there now, and record that one.
+            let head = engine
+                .clients
+                .s3
+                .head_object()
+                .bucket(spec.source.bucket.as_str())
+                .key(key)
+                .send()
+                .await
+                .map_err(|e| classify("HeadObject", &e))?;
+            let current = head.e_tag().unwrap_or_default().to_string();
+            let output = request
+                .copy_source_if_match(&current)
+                .send()
+                .await
+                .map_err(|e| classify("CopyObject", &e))?;
+            (
+                output,
+                head.content_length().unwrap_or(0).max(0) as u64,
+                current,
+            )
+        }
         Err(err) => return Err(classify("CopyObject", &err)),
     };
     let target_etag = output
         .copy_object_result()
         .and_then(|r| r.e_tag())
         .map(str::to_string);
-    let bytes = engine
-        .clients
-        .s3
-        .head_object()
-        .bucket(spec.target.bucket.as_str())
-        .key(target_key)
-        .send()
-        .await
-        .ok()
-        .and_then(|h| h.content_length())
-        .unwrap_or(0)
-        .max(0) as u64;
-    Ok((bytes, target_etag))
+    Ok(Copied {
+        bytes,
+        source_etag,
+        target_etag,
+    })
 }
 
 fn is_precondition_failed(
@@ -248,7 +271,7 @@ async fn copy_by_parts(
     spec: &S3Job,
     key: &str,
     target_key: &str,
-) -> Result<(u64, Option<String>), CopyFailure> {
+) -> Result<Copied, CopyFailure> {
     let s3 = &engine.clients.s3;
     let source_bucket = spec.source.bucket.as_str();
     let head = s3
@@ -340,7 +363,11 @@ async fn copy_by_parts(
         Err(failure) => Err(failure),
     };
     match completed {
-        Ok(output) => Ok((size, output.e_tag().map(str::to_string))),
+        Ok(output) => Ok(Copied {
+            bytes: size,
+            source_etag,
+            target_etag: output.e_tag().map(str::to_string),
+        }),
         Err(failure) => {
             // An abandoned upload costs storage until a lifecycle rule removes it.
             let abort = s3
