@@ -326,3 +326,11 @@ fn post(moto: &Moto, path: &str, body: &str) {
         "{path}: {response}"
     );
 }
+
+/// A fresh source bucket and a fresh backup bucket.
+pub async fn source_and_target(s3: &aws_sdk_s3::Client) -> (String, String) {
+    let (source, target) = (unique("src"), unique("dst"));
+    create_bucket(s3, &source).await;
+    create_bucket(s3, &target).await;
+    (source, target)
+}

@@ -10,8 +10,8 @@ use backline::model::{Chunk, ChunkMessage, RunRef, Task, WorkMessage};
 use backline::pipeline::{Deployment, worker};
 use backline::store::Manifest;
 use backline_tests::{
-    Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put, tags,
-    unique,
+    Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put,
+    source_and_target, tags, unique,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -204,9 +204,7 @@ async fn the_sample_events_drive_the_handlers() {
 async fn a_redelivered_chunk_is_copied_once_and_counted_once() {
     let stack = stack().await;
     let s3 = &stack.clients.s3;
-    let (source, target) = (unique("src"), unique("dst"));
-    create_bucket(s3, &source).await;
-    create_bucket(s3, &target).await;
+    let (source, target) = source_and_target(s3).await;
     put(s3, &source, &TestObject::new("only.txt", "1")).await;
 
     plan(
@@ -291,9 +289,7 @@ async fn a_redelivered_chunk_is_copied_once_and_counted_once() {
 async fn a_malformed_record_fails_alone() {
     let stack = stack().await;
     let s3 = &stack.clients.s3;
-    let (source, target) = (unique("src"), unique("dst"));
-    create_bucket(s3, &source).await;
-    create_bucket(s3, &target).await;
+    let (source, target) = source_and_target(s3).await;
     put(s3, &source, &TestObject::new("x.txt", "x")).await;
     plan(
         &stack,
@@ -326,9 +322,7 @@ async fn a_malformed_record_fails_alone() {
 async fn the_same_schedule_event_twice_plans_one_run() {
     let stack = stack().await;
     let s3 = &stack.clients.s3;
-    let (source, target) = (unique("src"), unique("dst"));
-    create_bucket(s3, &source).await;
-    create_bucket(s3, &target).await;
+    let (source, target) = source_and_target(s3).await;
     put(s3, &source, &TestObject::new("x.txt", "x")).await;
     let envelope = json!({
         "detail-type": "Backline Run", "source": "ops", "time": "2026-11-22T10:00:00Z",
@@ -415,4 +409,43 @@ async fn planner_refuses_bad_events_with_the_reason() {
         .to_string();
         assert!(err.contains(want), "{err}");
     }
+}
+
+#[tokio::test]
+async fn the_job_file_can_live_in_s3() {
+    let stack = stack().await;
+    let s3 = &stack.clients.s3;
+    let (config_bucket, source, target) = (unique("cfg"), unique("src"), unique("dst"));
+    for bucket in [&config_bucket, &source, &target] {
+        create_bucket(s3, bucket).await;
+    }
+    put(s3, &source, &TestObject::new("x.txt", "x")).await;
+    let jobs = format!(
+        "jobs:\n  - name: nightly\n    kind: s3\n    source: {{bucket: {source}}}\n    target: {{bucket: {target}}}\n"
+    );
+    put(s3, &config_bucket, &TestObject::new("conf/jobs.yaml", jobs)).await;
+    let location = format!("s3://{config_bucket}/conf/jobs.yaml");
+    let payload = json!({"job": "nightly", "time": "2026-11-22T11:00:00Z", "dry_run": true});
+    let response = backline_planner::handler(
+        &stack.engine,
+        Some(&location),
+        LambdaEvent::new(payload, Context::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.runs[0].run_id, "nightly-20261122T110000Z");
+    assert_eq!(response.runs[0].to_copy, 1);
+
+    let missing = format!("s3://{config_bucket}/conf/absent.toml");
+    let err = backline_planner::handler(
+        &stack.engine,
+        Some(&missing),
+        LambdaEvent::new(json!({"job": "x"}), Context::default()),
+    )
+    .await
+    .expect_err("no such job file");
+    assert!(
+        err.to_string().contains("absent.toml") && err.to_string().contains("NoSuchKey"),
+        "{err}"
+    );
 }

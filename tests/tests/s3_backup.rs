@@ -8,7 +8,7 @@ use backline::model::{Action, Status};
 use backline::pipeline::{EngineError, NoProgress, local};
 use backline::store::Manifest;
 use backline::{Config, Job};
-use backline_tests::{Moto, TestObject, body, create_bucket, put, tags, unique};
+use backline_tests::{Moto, TestObject, body, create_bucket, put, source_and_target, tags, unique};
 
 fn job(source: &str, target: &str, extra_target: &str) -> Job {
     let text = format!(
@@ -33,13 +33,6 @@ async fn run(clients: &AwsClients, job: &Job) -> Manifest {
     run.manifest.expect("a manifest")
 }
 
-async fn buckets(clients: &AwsClients) -> (String, String) {
-    let (source, target) = (unique("src"), unique("dst"));
-    create_bucket(&clients.s3, &source).await;
-    create_bucket(&clients.s3, &target).await;
-    (source, target)
-}
-
 fn odd_keys() -> Vec<String> {
     let mut keys: Vec<String> = [
         "plain.txt",
@@ -61,7 +54,7 @@ fn odd_keys() -> Vec<String> {
 #[tokio::test]
 async fn keys_of_every_shape_are_copied_with_their_attributes() {
     let clients = Moto::get().clients().await;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     let keys = odd_keys();
     assert_eq!(keys.last().unwrap().len(), 1024);
     for key in &keys {
@@ -126,7 +119,7 @@ async fn keys_of_every_shape_are_copied_with_their_attributes() {
 #[tokio::test]
 async fn large_objects_are_copied_by_parts_with_metadata_and_tags() {
     let clients = Moto::get().clients().await;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     // 17 MiB with 16 MiB parts: two parts, the second short.
     let content: Vec<u8> = (0..(17u32 << 20)).map(|i| (i % 251) as u8).collect();
     let object = TestObject {
@@ -186,7 +179,7 @@ async fn large_objects_are_copied_by_parts_with_metadata_and_tags() {
 #[tokio::test]
 async fn incremental_runs_copy_changes_and_tag_deletions() {
     let clients = Moto::get().clients().await;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     let job = job(&source, &target, "");
     for name in ["keep", "change", "delete"] {
         let object = TestObject {
@@ -271,7 +264,7 @@ async fn incremental_runs_copy_changes_and_tag_deletions() {
 #[tokio::test]
 async fn manifest_report_and_state_land_in_the_control_location() {
     let clients = Moto::get().clients().await;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     put(&clients.s3, &source, &TestObject::new("a.txt", "a")).await;
     let manifest = run(&clients, &job(&source, &target, "")).await;
     let dir = format!("_backline/runs/t/{}/", manifest.run_id);
@@ -300,7 +293,7 @@ async fn manifest_report_and_state_land_in_the_control_location() {
 #[tokio::test]
 async fn archived_source_objects_are_skipped_with_the_reason() {
     let clients = Moto::get().clients().await;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     let cold = TestObject {
         storage_class: Some(StorageClass::DeepArchive),
         ..TestObject::new("cold.bin", "zzz")
@@ -356,7 +349,7 @@ async fn a_dead_metrics_endpoint_neither_fails_nor_stalls_a_run() {
         .load()
         .await;
     clients.cloudwatch = AwsClients::from_sdk_config(&dead).cloudwatch;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     put(&clients.s3, &source, &TestObject::new("a.txt", "a")).await;
     let started = std::time::Instant::now();
     let manifest = run(&clients, &job(&source, &target, "")).await;
@@ -371,7 +364,7 @@ async fn a_dead_metrics_endpoint_neither_fails_nor_stalls_a_run() {
 #[tokio::test]
 async fn a_dry_run_writes_nothing() {
     let clients = Moto::get().clients().await;
-    let (source, target) = buckets(&clients).await;
+    let (source, target) = source_and_target(&clients.s3).await;
     put(&clients.s3, &source, &TestObject::new("a.txt", "a")).await;
     let run = local::run(
         clients.clone(),
