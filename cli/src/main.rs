@@ -1,6 +1,7 @@
 //! The `backline` command: argument parsing and output around the `backline` engine.
 
 mod progress;
+mod records;
 mod run;
 
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_DRIFT: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -22,7 +24,7 @@ pub const EXIT_BAD_INPUT: u8 = 2;
         AWS access comes from the standard environment: credentials chain, AWS_REGION, and\n\
         AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for local servers.\n\n\
         Exit codes: 0 every task succeeded, 1 the run finished with failed tasks,\n\
-        2 bad input or the run could not start."
+        2 bad input or the run could not start, 3 verify found drift."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,6 +37,14 @@ enum Command {
     Run(RunArgs),
     /// Show what a run would do, writing nothing (same as `run --dry-run`).
     Plan(JobArgs),
+    /// Restore a job's backup into a bucket, now or as it was after a past run.
+    Restore(RestoreArgs),
+    /// Compare a job's source with its backup and report drift, writing nothing.
+    Verify(VerifyArgs),
+    /// List a job's runs (and its restores) with their time, counts and outcome.
+    Runs(JobArgs),
+    /// Show where one run stands: finished, or chunks done and objects waiting.
+    Status(StatusArgs),
     /// Check or create job files.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -65,6 +75,74 @@ struct RunArgs {
     no_progress: bool,
 }
 
+#[derive(Args)]
+struct RestoreArgs {
+    /// The job file (.toml, .yaml, .yml or .json).
+    #[arg(long, short = 'c', value_name = "FILE", env = "BACKLINE_CONFIG")]
+    config: String,
+    /// The backup job whose backup to restore.
+    #[arg(long, short = 'j', value_name = "NAME")]
+    job: String,
+    /// Restore into this bucket (created if missing; a bucket with objects in it is refused
+    /// unless --allow-existing).
+    #[arg(long, value_name = "BUCKET")]
+    to_bucket: String,
+    /// Prepended to restored keys (default: the job's source prefix, so keys come back as they were).
+    #[arg(long, value_name = "PREFIX")]
+    to_prefix: Option<String>,
+    /// Restore what the backup held after this run (a run id, see `backline runs`) or after the
+    /// last run finished by this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_name = "RUN_ID|DATE")]
+    as_of: Option<String>,
+    /// Also restore objects deleted at the source (tagged Deleted=True in the backup).
+    #[arg(long)]
+    include_deleted: bool,
+    /// Restore only keys under this prefix.
+    #[arg(long, value_name = "P", default_value = "")]
+    prefix: String,
+    /// Glacier retrieval tier for archived objects (Deep Archive has no Expedited: Standard is used).
+    #[arg(long, value_parser = ["Standard", "Bulk", "Expedited"], default_value = "Standard")]
+    tier: String,
+    /// Restore into a bucket that already holds objects (e.g. to continue an interrupted restore).
+    #[arg(long)]
+    allow_existing: bool,
+    /// Replace objects in the target that differ from the backup.
+    #[arg(long)]
+    overwrite: bool,
+    /// How often to check archived objects waiting for retrieval (s, m, h).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    poll_interval: String,
+    /// Days a retrieved archive copy stays readable.
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    restore_days: u32,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(long, short = 'v', action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// Also compare content: S3 checksums where both sides have one, else a SHA-256 of both.
+    #[arg(long)]
+    deep: bool,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    job: JobArgs,
+    /// The run id (see `backline runs`).
+    run: String,
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a job file and print its jobs with every default filled in.
@@ -88,11 +166,38 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACKLINE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+async fn restore(args: RestoreArgs) -> u8 {
+    let options = serde_json::json!({
+        "to_bucket": args.to_bucket,
+        "to_prefix": args.to_prefix,
+        "as_of": args.as_of,
+        "include_deleted": args.include_deleted,
+        "prefix": args.prefix,
+        "tier": args.tier,
+        "allow_existing": args.allow_existing,
+        "overwrite": args.overwrite,
+        "poll_interval": args.poll_interval,
+        "restore_days": args.restore_days,
+    });
+    let options = match backline::config::restore_options_from_value(options) {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("error: {}", err.to_string().replace("`restore.", "`--").replace('_', "-"));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let job = match run::load_jobs(&args.config, Some(&args.job)) {
+        Ok(mut jobs) => jobs.remove(0),
+        Err(code) => return code,
+    };
+    let Some(restore) = job.restore(options) else {
+        eprintln!("error: job {} is a {} job; only s3 jobs can be restored", job.name, job.spec.kind());
+        return EXIT_BAD_INPUT;
+    };
+    run::run_jobs(vec![restore], args.dry_run, !args.no_progress).await
 }
 
 #[tokio::main]
@@ -101,17 +206,27 @@ async fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => {
             init_logging(args.job.verbose);
-            run::run(
-                &args.job.config,
-                args.job.job.as_deref(),
-                args.dry_run,
-                !args.no_progress,
-            )
-            .await
+            run::run(&args.job.config, args.job.job.as_deref(), args.dry_run, !args.no_progress).await
         }
         Command::Plan(args) => {
             init_logging(args.verbose);
             run::run(&args.config, args.job.as_deref(), true, false).await
+        }
+        Command::Restore(args) => {
+            init_logging(args.verbose);
+            restore(args).await
+        }
+        Command::Verify(args) => {
+            init_logging(args.job.verbose);
+            records::verify(&args.job.config, args.job.job.as_deref(), args.deep).await
+        }
+        Command::Runs(args) => {
+            init_logging(args.verbose);
+            records::runs(&args.config, args.job.as_deref()).await
+        }
+        Command::Status(args) => {
+            init_logging(args.job.verbose);
+            records::status(&args.job.config, args.job.job.as_deref(), &args.run).await
         }
         Command::Config(ConfigCommand::Check { file }) => match backline::Config::load(&file) {
             Ok(config) => {
@@ -125,10 +240,7 @@ async fn main() -> ExitCode {
             }
         },
         Command::Config(ConfigCommand::Example { kind }) => {
-            let (_, text) = backline::config::EXAMPLES
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .expect("clap checked the kind");
+            let (_, text) = backline::config::EXAMPLES.iter().find(|(k, _)| *k == kind).expect("clap checked the kind");
             print!("{text}");
             EXIT_OK
         }

@@ -10,17 +10,11 @@ pub struct Bar {
 
 impl Bar {
     pub fn new(job: &str, visible: bool) -> Bar {
-        let target = if visible {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(Some(0), target);
         bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} tasks, {msg}",
-            )
-            .expect("template is valid"),
+            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} tasks, {msg}")
+                .expect("template is valid"),
         );
         bar.set_prefix(job.to_string());
         bar.set_message("0 B copied");
@@ -35,14 +29,23 @@ impl Bar {
 pub struct BarProgress {
     pub bar: ProgressBar,
     bytes: std::sync::atomic::AtomicU64,
+    waiting: std::sync::atomic::AtomicI64,
+}
+
+impl BarProgress {
+    fn show(&self) {
+        use std::sync::atomic::Ordering;
+        let copied = indicatif::HumanBytes(self.bytes.load(Ordering::Relaxed));
+        match self.waiting.load(Ordering::Relaxed) {
+            0 => self.bar.set_message(format!("{copied} copied")),
+            waiting => self.bar.set_message(format!("{copied} copied, {waiting} waiting for archive retrieval")),
+        }
+    }
 }
 
 impl Bar {
     pub fn progress(&self) -> BarProgress {
-        BarProgress {
-            bar: self.bar.clone(),
-            bytes: Default::default(),
-        }
+        BarProgress { bar: self.bar.clone(), bytes: Default::default(), waiting: Default::default() }
     }
 }
 
@@ -54,10 +57,14 @@ impl Progress for BarProgress {
     fn finished(&self, outcome: &Outcome) {
         use std::sync::atomic::Ordering;
         if outcome.status == Status::Ok {
-            let total = self.bytes.fetch_add(outcome.bytes, Ordering::Relaxed) + outcome.bytes;
-            self.bar
-                .set_message(format!("{} copied", indicatif::HumanBytes(total)));
+            self.bytes.fetch_add(outcome.bytes, Ordering::Relaxed);
+            self.show();
         }
         self.bar.inc(1);
+    }
+
+    fn waiting(&self, delta: i64) {
+        self.waiting.fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
+        self.show();
     }
 }

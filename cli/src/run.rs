@@ -8,41 +8,44 @@ use backline::pipeline::local;
 use backline::pipeline::planner::PlanSummary;
 use backline::store::{Manifest, report_url};
 use backline::{Config, Job};
+
 use indicatif::HumanBytes;
 
 use crate::progress::Bar;
 use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_TASKS_FAILED};
 
-pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool) -> u8 {
-    let config = match Config::load(file) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let jobs: Vec<&Job> = match job {
+/// The jobs of a file, or the one named; the exit code on failure.
+pub fn load_jobs(file: &str, job: Option<&str>) -> Result<Vec<Job>, u8> {
+    let config = Config::load(file).map_err(|err| {
+        eprintln!("error: {err}");
+        EXIT_BAD_INPUT
+    })?;
+    match job {
         Some(name) => match config.job(name, file) {
-            Ok(job) => vec![job],
+            Ok(job) => Ok(vec![job.clone()]),
             Err(err) => {
                 eprintln!("error: {err}");
-                return EXIT_BAD_INPUT;
+                Err(EXIT_BAD_INPUT)
             }
         },
-        None => config.jobs.iter().collect(),
-    };
+        None => Ok(config.jobs),
+    }
+}
+
+pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool) -> u8 {
+    match load_jobs(file, job) {
+        Ok(jobs) => run_jobs(jobs, dry_run, progress).await,
+        Err(code) => code,
+    }
+}
+
+/// Runs jobs one after another in this process; the exit code is the worst of them.
+pub async fn run_jobs(jobs: Vec<Job>, dry_run: bool, progress: bool) -> u8 {
     let clients = AwsClients::from_env().await;
     let mut worst = EXIT_OK;
-    for job in jobs {
+    for job in &jobs {
         let bar = Bar::new(&job.name, progress && !dry_run);
-        let result = local::run(
-            clients.clone(),
-            job,
-            chrono::Utc::now(),
-            dry_run,
-            Arc::new(bar.progress()),
-        )
-        .await;
+        let result = local::run(clients.clone(), job, chrono::Utc::now(), dry_run, Arc::new(bar.progress())).await;
         bar.finish();
         let code = match result {
             Ok(run) => match &run.manifest {
@@ -51,11 +54,7 @@ pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool) -
             },
             Err(err) => {
                 eprintln!("error: job {}: {err}", job.name);
-                if err.is_input_error() {
-                    EXIT_BAD_INPUT
-                } else {
-                    EXIT_TASKS_FAILED
-                }
+                if err.is_input_error() { EXIT_BAD_INPUT } else { EXIT_TASKS_FAILED }
             }
         };
         worst = worst.max(code);
@@ -84,6 +83,10 @@ fn print_plan(plan: &PlanSummary) -> u8 {
             }
             Task::MarkDeleted { key, .. } => println!("    mark deleted {key:?}"),
             Task::Skip { key, reason, .. } => println!("    skip         {key:?}: {reason}"),
+            Task::Restore { key, size, archived, .. } => {
+                let from = if *archived { " from archive" } else { "" };
+                println!("    restore      {key:?} ({}){from}", HumanBytes(*size))
+            }
         }
     }
     EXIT_OK
@@ -91,14 +94,8 @@ fn print_plan(plan: &PlanSummary) -> u8 {
 
 fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
     let c = &manifest.counts;
-    let seconds = (manifest.finished_at - manifest.started_at)
-        .num_milliseconds()
-        .max(1) as f64
-        / 1000.0;
-    println!(
-        "{}: run {} {} in {seconds:.1} s",
-        manifest.job, manifest.run_id, manifest.status
-    );
+    let seconds = (manifest.finished_at - manifest.started_at).num_milliseconds().max(1) as f64 / 1000.0;
+    println!("{}: run {} {} in {seconds:.1} s", manifest.job, manifest.run_id, manifest.status);
     println!(
         "  copied {} objects ({}), tagged {} deleted, skipped {}, failed {}, unchanged {}",
         c.copied,
@@ -108,25 +105,9 @@ fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
         c.failed,
         plan.unchanged
     );
-    for failed in manifest
-        .tasks
-        .iter()
-        .filter(|o| o.status == backline::model::Status::Failed)
-        .take(5)
-    {
-        println!(
-            "  failed {:?}: {}",
-            failed.key,
-            failed.detail.as_deref().unwrap_or("")
-        );
+    for failed in manifest.tasks.iter().filter(|o| o.status == backline::model::Status::Failed).take(5) {
+        println!("  failed {:?}: {}", failed.key, failed.detail.as_deref().unwrap_or(""));
     }
-    println!(
-        "  report: {}",
-        report_url(&job.control(), &manifest.job, &manifest.run_id)
-    );
-    if c.failed > 0 {
-        EXIT_TASKS_FAILED
-    } else {
-        EXIT_OK
-    }
+    println!("  report: {}", report_url(&job.control(), &manifest.job, &manifest.run_id));
+    if c.failed > 0 { EXIT_TASKS_FAILED } else { EXIT_OK }
 }

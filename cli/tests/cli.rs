@@ -15,10 +15,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 
 fn backline(args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_backline"));
-    command
-        .args(args)
-        .env_remove("BACKLINE_CONFIG")
-        .env_remove("AWS_PROFILE");
+    command.args(args).env_remove("BACKLINE_CONFIG").env_remove("AWS_PROFILE");
     for (name, value) in Moto::get().env() {
         command.env(name, value);
     }
@@ -26,10 +23,7 @@ fn backline(args: &[&str]) -> Output {
 }
 
 fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 fn job_file(source: &str, target: &str, extra_target: &str) -> PathBuf {
@@ -51,16 +45,7 @@ fn bad_job_files_exit_2_naming_file_job_and_field() {
     let extension = temp_file("jobs.ini", "[jobs]\n");
     let bad_class = job_file("src-a", "dst-a", "storage_class = \"FROZEN\"");
     for (path, wants) in [
-        (
-            &unknown,
-            vec![
-                "jobs.toml",
-                "job \"photos\"",
-                "`target.buckit`",
-                "unknown field",
-                "storage_class",
-            ],
-        ),
+        (&unknown, vec!["jobs.toml", "job \"photos\"", "`target.buckit`", "unknown field", "storage_class"]),
         (&missing, vec!["jobs.yaml", "`source.bucket`", "missing"]),
         (&extension, vec!["jobs.ini", ".toml, .yaml, .yml or .json"]),
         (&bad_class, vec!["`target.storage_class`", "DEEP_ARCHIVE"]),
@@ -90,16 +75,11 @@ fn a_source_bucket_that_does_not_exist_exits_2() {
         "run",
         "--no-progress",
         "--config",
-        job_file("missing-source-bucket", &s3_target, "")
-            .to_str()
-            .unwrap(),
+        job_file("missing-source-bucket", &s3_target, "").to_str().unwrap(),
     ]);
     let (_, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("source bucket `missing-source-bucket` does not exist"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("source bucket `missing-source-bucket` does not exist"), "{stderr}");
 }
 
 #[test]
@@ -111,10 +91,7 @@ fn the_example_job_file_passes_config_check() {
     let output = backline(&["config", "check", path.to_str().unwrap()]);
     let (normalised, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        normalised.contains("multipart_threshold = \"64 MiB\""),
-        "{normalised}"
-    );
+    assert!(normalised.contains("multipart_threshold = \"64 MiB\""), "{normalised}");
     assert!(stderr.contains("1 job(s), valid"), "{stderr}");
 }
 
@@ -135,66 +112,34 @@ fn run_plan_and_exit_codes() {
     let output = backline(&["plan", "--config", file]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        stdout.contains("would copy 2 objects") && stdout.contains("\"b c.txt\""),
-        "{stdout}"
-    );
+    assert!(stdout.contains("would copy 2 objects") && stdout.contains("\"b c.txt\""), "{stdout}");
 
     let output = backline(&["run", "--no-progress", "--config", file, "--job", "photos"]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(
-        stdout.contains("succeeded") && stdout.contains("copied 2 objects"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains(&format!("s3://{target}/_backline/runs/photos/")),
-        "{stdout}"
-    );
+    assert!(stdout.contains("succeeded") && stdout.contains("copied 2 objects"), "{stdout}");
+    assert!(stdout.contains(&format!("s3://{target}/_backline/runs/photos/")), "{stdout}");
 
     let output = backline(&["run", "--no-progress", "--config", file, "--job", "nope"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        text(&output)
-            .1
-            .contains("job \"nope\" not found; jobs in this file: photos")
-    );
+    assert!(text(&output).1.contains("job \"nope\" not found; jobs in this file: photos"));
 
     // A key that cannot fit under the target prefix fails its task: the run ends with exit 1.
     runtime.block_on(async {
         let clients = Moto::get().clients().await;
-        put(
-            &clients.s3,
-            &source,
-            &TestObject::new("k".repeat(1020), "long"),
-        )
-        .await;
+        put(&clients.s3, &source, &TestObject::new("k".repeat(1020), "long")).await;
     });
     let prefixed = job_file(&source, &target, "prefix = \"backup/\"");
-    let output = backline(&[
-        "run",
-        "--no-progress",
-        "--config",
-        prefixed.to_str().unwrap(),
-    ]);
+    let output = backline(&["run", "--no-progress", "--config", prefixed.to_str().unwrap()]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("failed 1") && stdout.contains("S3 allows 1024"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("failed 1") && stdout.contains("S3 allows 1024"), "{stdout}");
 }
 
 #[test]
 fn help_explains_exit_codes_and_endpoints() {
     let (stdout, _) = text(&backline(&["--help"]));
-    assert!(
-        stdout.contains("Exit codes") && stdout.contains("AWS_ENDPOINT_URL"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("Exit codes") && stdout.contains("AWS_ENDPOINT_URL"), "{stdout}");
     let (stdout, _) = text(&backline(&["run", "--help"]));
-    assert!(
-        stdout.contains("--dry-run") && stdout.contains("--no-progress"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("--dry-run") && stdout.contains("--no-progress"), "{stdout}");
 }

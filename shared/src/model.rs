@@ -59,26 +59,41 @@ pub enum Task {
     },
     /// Tag the backup of an object deleted at the source.
     MarkDeleted { key: String, target_key: String },
-    /// Report an object the run will not copy, with the reason.
-    Skip {
+    /// Copy an object (or one version of it) out of a backup; an archived one is first
+    /// restored from GLACIER or DEEP_ARCHIVE, and the task waits in the queue until it is.
+    Restore {
+        /// The key in the backup.
         key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        target_key: String,
         size: u64,
         etag: String,
-        reason: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        archived: bool,
+        /// Whether the backup copy is tagged `Deleted=True`; `None` when the plan could not
+        /// tell and the worker must look.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deleted: Option<bool>,
     },
+    /// Report an object the run will not copy, with the reason.
+    Skip { key: String, size: u64, etag: String, reason: String },
 }
 
 impl Task {
     pub fn key(&self) -> &str {
         match self {
-            Task::Copy { key, .. } | Task::MarkDeleted { key, .. } | Task::Skip { key, .. } => key,
+            Task::Copy { key, .. }
+            | Task::MarkDeleted { key, .. }
+            | Task::Skip { key, .. }
+            | Task::Restore { key, .. } => key,
         }
     }
 
     /// Bytes the task moves, for chunk sizing and progress.
     pub fn bytes(&self) -> u64 {
         match self {
-            Task::Copy { size, .. } => *size,
+            Task::Copy { size, .. } | Task::Restore { size, .. } => *size,
             _ => 0,
         }
     }
@@ -88,7 +103,15 @@ impl Task {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
     pub seq: u32,
+    /// 0 when planned; each time tasks of the chunk go back to the queue to wait (for a Glacier
+    /// restore), they travel as the next attempt of the same chunk.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
     pub tasks: Vec<Task>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,9 +141,7 @@ pub enum WorkMessage {
 impl WorkMessage {
     pub fn version(&self) -> u32 {
         match self {
-            WorkMessage::Chunk { version, .. } | WorkMessage::ClaimCheck { version, .. } => {
-                *version
-            }
+            WorkMessage::Chunk { version, .. } | WorkMessage::ClaimCheck { version, .. } => *version,
         }
     }
 }
@@ -157,6 +178,9 @@ pub struct Outcome {
     pub etag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_etag: Option<String>,
+    /// The copy's full-object CRC64NVME checksum, where the server computed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
     /// `copy` or `multipart` for copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -170,18 +194,16 @@ pub enum Action {
     Copy,
     MarkDeleted,
     Skip,
+    Restore,
 }
 
 impl Outcome {
     pub fn for_task(task: &Task, status: Status) -> Outcome {
         let (action, target_key, etag) = match task {
-            Task::Copy {
-                target_key, etag, ..
-            } => (Action::Copy, Some(target_key.clone()), Some(etag.clone())),
-            Task::MarkDeleted { target_key, .. } => {
-                (Action::MarkDeleted, Some(target_key.clone()), None)
-            }
+            Task::Copy { target_key, etag, .. } => (Action::Copy, Some(target_key.clone()), Some(etag.clone())),
+            Task::MarkDeleted { target_key, .. } => (Action::MarkDeleted, Some(target_key.clone()), None),
             Task::Skip { etag, .. } => (Action::Skip, None, Some(etag.clone())),
+            Task::Restore { target_key, etag, .. } => (Action::Restore, Some(target_key.clone()), Some(etag.clone())),
         };
         Outcome {
             action,
@@ -191,6 +213,7 @@ impl Outcome {
             bytes: 0,
             etag,
             target_etag: None,
+            checksum: None,
             method: None,
             detail: None,
         }
@@ -219,7 +242,7 @@ impl Counts {
         match (outcome.action, outcome.status) {
             (_, Status::Failed) => self.failed += 1,
             (_, Status::Skipped) | (Action::Skip, _) => self.skipped += 1,
-            (Action::Copy, Status::Ok) => {
+            (Action::Copy | Action::Restore, Status::Ok) => {
                 self.copied += 1;
                 self.bytes_copied += outcome.bytes;
             }
@@ -244,10 +267,7 @@ mod tests {
 
     #[test]
     fn tasks_serialize_with_their_action() {
-        let task = Task::MarkDeleted {
-            key: "a b+c".into(),
-            target_key: "x/a b+c".into(),
-        };
+        let task = Task::MarkDeleted { key: "a b+c".into(), target_key: "x/a b+c".into() };
         let json = serde_json::to_value(&task).unwrap();
         assert_eq!(json["action"], "mark_deleted");
         assert_eq!(serde_json::from_value::<Task>(json).unwrap(), task);

@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_s3::primitives::ByteStream;
 use backline::aws::AwsClients;
 
@@ -29,19 +27,12 @@ fn moto_server_path() -> PathBuf {
     }
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = workspace.join(".venv/bin/moto_server");
-    assert!(
-        path.exists(),
-        "{} not found: run `make setup` (or set MOTO_SERVER)",
-        path.display()
-    );
+    assert!(path.exists(), "{} not found: run `make setup` (or set MOTO_SERVER)", path.display());
     path
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
 }
 
 impl Moto {
@@ -56,10 +47,7 @@ impl Moto {
             let (started_tx, started_rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
                 let mut command = Command::new(&path);
-                command
-                    .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
+                command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
                 // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
                 unsafe {
                     use std::os::unix::process::CommandExt;
@@ -79,15 +67,10 @@ impl Moto {
             }
             let deadline = Instant::now() + Duration::from_secs(60);
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "moto_server did not listen on port {port} within 60 s"
-                );
+                assert!(Instant::now() < deadline, "moto_server did not listen on port {port} within 60 s");
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Moto {
-                endpoint: format!("http://127.0.0.1:{port}"),
-            }
+            Moto { endpoint: format!("http://127.0.0.1:{port}") }
         })
     }
 
@@ -106,9 +89,7 @@ impl Moto {
         aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)
             .region(Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "moto",
-            ))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
             .load()
             .await
     }
@@ -121,19 +102,11 @@ impl Moto {
 /// A bucket or queue name no other test in this process uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 pub async fn create_bucket(s3: &aws_sdk_s3::Client, name: &str) {
-    s3.create_bucket()
-        .bucket(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
+    s3.create_bucket().bucket(name).send().await.unwrap_or_else(|e| panic!("create bucket {name}: {e:?}"));
 }
 
 /// An object to put, with the attributes a backup must carry over.
@@ -152,11 +125,7 @@ pub struct TestObject {
 
 impl TestObject {
     pub fn new(key: impl Into<String>, body: impl Into<Vec<u8>>) -> TestObject {
-        TestObject {
-            key: key.into(),
-            body: body.into(),
-            ..Default::default()
-        }
+        TestObject { key: key.into(), body: body.into(), ..Default::default() }
     }
 }
 
@@ -177,66 +146,34 @@ pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, object: &TestObject) {
     if !object.tags.is_empty() {
         request = request.tagging(backline::aws::s3::encode_tagging(&object.tags));
     }
-    request
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("put {bucket}/{}: {e:?}", object.key));
+    request.send().await.unwrap_or_else(|e| panic!("put {bucket}/{}: {e:?}", object.key));
 }
 
 pub async fn tags(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<(String, String)> {
-    let output = s3
-        .get_object_tagging()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("tags of {key}: {e:?}"));
-    let mut tags: Vec<(String, String)> = output
-        .tag_set()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let output =
+        s3.get_object_tagging().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("tags of {key}: {e:?}"));
+    let mut tags: Vec<(String, String)> =
+        output.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     tags.sort();
     tags
 }
 
 pub async fn body(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let output = s3
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+    let output = s3.get_object().bucket(bucket).key(key).send().await.unwrap_or_else(|e| panic!("get {key}: {e:?}"));
     output.body.collect().await.expect("body").to_vec()
 }
 
 pub async fn keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
     let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     while let Some(page) = pages.next().await {
-        keys.extend(
-            page.expect("list")
-                .contents()
-                .iter()
-                .filter_map(|o| o.key().map(str::to_string)),
-        );
+        keys.extend(page.expect("list").contents().iter().filter_map(|o| o.key().map(str::to_string)));
     }
     keys
 }
 
 pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    let output = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .expect("create queue");
+    let output = sqs.create_queue().queue_name(name).send().await.expect("create queue");
     output.queue_url().expect("queue url").to_string()
 }
 
@@ -244,13 +181,7 @@ pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
 pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let mut all = Vec::new();
     loop {
-        let output = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
+        let output = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.expect("receive");
         let messages = output.messages().to_vec();
         if messages.is_empty() {
             return all;
@@ -269,13 +200,7 @@ pub async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::typ
 
 /// The ledger table as the deployment makes it.
 pub async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
-    let key = |name: &str, kind| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(kind)
-            .build()
-            .expect("key")
-    };
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("key");
     let attribute = |name: &str| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -299,9 +224,7 @@ pub async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str
 /// Sets moto's manual state transition for a model (e.g. `s3::keyrestore`).
 pub fn set_transition(moto: &Moto, model: &str, times: Option<u32>) {
     let body = match times {
-        Some(n) => format!(
-            r#"{{"model_name": "{model}", "transition": {{"progression": "manual", "times": {n}}}}}"#
-        ),
+        Some(n) => format!(r#"{{"model_name": "{model}", "transition": {{"progression": "manual", "times": {n}}}}}"#),
         None => {
             format!(r#"{{"model_name": "{model}", "transition": {{"progression": "immediate"}}}}"#)
         }
@@ -321,10 +244,7 @@ fn post(moto: &Moto, path: &str, body: &str) {
     .expect("write");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    assert!(
-        response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2"),
-        "{path}: {response}"
-    );
+    assert!(response.starts_with("HTTP/1.1 2") || response.starts_with("HTTP/1.0 2"), "{path}: {response}");
 }
 
 /// A fresh source bucket and a fresh backup bucket.

@@ -10,16 +10,14 @@ use backline::model::{Chunk, ChunkMessage, RunRef, Task, WorkMessage};
 use backline::pipeline::{Deployment, worker};
 use backline::store::Manifest;
 use backline_tests::{
-    Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put,
-    source_and_target, tags, unique,
+    Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put, source_and_target, tags,
+    unique,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 fn repo_file(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
 fn event(path: &str) -> Value {
@@ -43,75 +41,42 @@ async fn stack() -> Stack {
     };
     create_ledger_table(&clients.dynamodb, &deployment.ledger_table).await;
     let engine = deployment.engine(clients.clone());
-    Stack {
-        clients,
-        deployment,
-        engine,
-    }
+    Stack { clients, deployment, engine }
 }
 
 fn sqs_event(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
-    let records: Vec<Value> = records
-        .iter()
-        .map(|(id, body)| json!({"messageId": id, "body": body}))
-        .collect();
-    let payload: SqsEvent =
-        serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
+    let records: Vec<Value> = records.iter().map(|(id, body)| json!({"messageId": id, "body": body})).collect();
+    let payload: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
     LambdaEvent::new(payload, Context::default())
 }
 
 fn as_records(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, String)> {
     messages
         .iter()
-        .map(|m| {
-            (
-                m.message_id().unwrap_or_default().to_string(),
-                m.body().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|m| (m.message_id().unwrap_or_default().to_string(), m.body().unwrap_or_default().to_string()))
         .collect()
 }
 
 fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
-    response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect()
+    response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
 }
 
 async fn plan(stack: &Stack, payload: Value) -> Value {
     let config = stack.deployment.config.as_deref();
-    let response = backline_planner::handler(
-        &stack.engine,
-        config,
-        LambdaEvent::new(payload, Context::default()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("planner: {e}"));
+    let response = backline_planner::handler(&stack.engine, config, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("planner: {e}"));
     serde_json::to_value(response).unwrap()
 }
 
 /// Runs every queued chunk through the worker, then every finalize message through the finalizer.
 async fn drive(stack: &Stack) -> usize {
     let work = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
-    let response = backline_worker::handler(&stack.engine, sqs_event(&as_records(&work)))
-        .await
-        .unwrap();
-    assert!(
-        response.batch_item_failures.is_empty(),
-        "worker failures: {:?}",
-        failed_ids(&response)
-    );
+    let response = backline_worker::handler(&stack.engine, sqs_event(&as_records(&work))).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "worker failures: {:?}", failed_ids(&response));
     let finals = drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await;
-    let response = backline_finalizer::handler(&stack.engine, sqs_event(&as_records(&finals)))
-        .await
-        .unwrap();
-    assert!(
-        response.batch_item_failures.is_empty(),
-        "finalizer failures: {:?}",
-        failed_ids(&response)
-    );
+    let response = backline_finalizer::handler(&stack.engine, sqs_event(&as_records(&finals))).await.unwrap();
+    assert!(response.batch_item_failures.is_empty(), "finalizer failures: {:?}", failed_ids(&response));
     finals.len()
 }
 
@@ -132,48 +97,26 @@ async fn the_sample_events_drive_the_handlers() {
     put(
         s3,
         "photos-backup",
-        &TestObject {
-            tags: vec![("year".into(), "2025".into())],
-            ..TestObject::new("2025/old.jpg", "old")
-        },
+        &TestObject { tags: vec![("year".into(), "2025".into())], ..TestObject::new("2025/old.jpg", "old") },
     )
     .await;
 
     let payload: SqsEvent = serde_json::from_value(event("events/worker-sqs.json")).unwrap();
     let response =
-        backline_worker::handler(&stack.engine, LambdaEvent::new(payload, Context::default()))
-            .await
-            .unwrap();
+        backline_worker::handler(&stack.engine, LambdaEvent::new(payload, Context::default())).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(
-        body(s3, "photos-backup", "2026/11/IMG 0002.jpg").await,
-        b"jpeg!"
-    );
-    assert!(
-        tags(s3, "photos-backup", "2025/old.jpg")
-            .await
-            .contains(&("Deleted".into(), "True".into()))
-    );
+    assert_eq!(body(s3, "photos-backup", "2026/11/IMG 0002.jpg").await, b"jpeg!");
+    assert!(tags(s3, "photos-backup", "2025/old.jpg").await.contains(&("Deleted".into(), "True".into())));
 
     let payload: SqsEvent = serde_json::from_value(event("events/finalizer-sqs.json")).unwrap();
     let response =
-        backline_finalizer::handler(&stack.engine, LambdaEvent::new(payload, Context::default()))
-            .await
-            .unwrap();
+        backline_finalizer::handler(&stack.engine, LambdaEvent::new(payload, Context::default())).await.unwrap();
     assert!(response.batch_item_failures.is_empty());
     let manifest: Manifest = serde_json::from_slice(
-        &body(
-            s3,
-            "photos-backup",
-            "_backline/runs/photos/photos-20261122T070000Z/manifest.json",
-        )
-        .await,
+        &body(s3, "photos-backup", "_backline/runs/photos/photos-20261122T070000Z/manifest.json").await,
     )
     .unwrap();
-    assert_eq!(
-        (manifest.counts.copied, manifest.counts.tagged_deleted),
-        (2, 1)
-    );
+    assert_eq!((manifest.counts.copied, manifest.counts.tagged_deleted), (2, 1));
 
     let planned = plan(&stack, event("events/planner-request.json")).await;
     assert_eq!(planned["runs"][0]["run_id"], "photos-20261122T040000Z");
@@ -182,19 +125,12 @@ async fn the_sample_events_drive_the_handlers() {
     let planned = plan(&stack, event("events/planner-scheduled.json")).await;
     assert_eq!(planned["runs"][0]["run_id"], "photos-20261122T060000Z");
     let planned = plan(&stack, event("events/planner-inline.json")).await;
-    assert_eq!(
-        planned["runs"][0]["run_id"],
-        "photos-inline-20261122T050000Z"
-    );
+    assert_eq!(planned["runs"][0]["run_id"], "photos-inline-20261122T050000Z");
     assert_eq!(planned["runs"][0]["dry_run"], true);
 
     // Three real runs were planned; each finalizes once its chunks are done.
     assert_eq!(drive(&stack).await, 3);
-    for run in [
-        "photos-20261122T040000Z",
-        "photos-20261122T030000Z",
-        "photos-20261122T060000Z",
-    ] {
+    for run in ["photos-20261122T040000Z", "photos-20261122T030000Z", "photos-20261122T060000Z"] {
         let key = format!("_backline/runs/photos/{run}/report.md");
         assert!(!body(s3, "photos-backup", &key).await.is_empty(), "{key}");
     }
@@ -207,81 +143,35 @@ async fn a_redelivered_chunk_is_copied_once_and_counted_once() {
     let (source, target) = source_and_target(s3).await;
     put(s3, &source, &TestObject::new("only.txt", "1")).await;
 
-    plan(
-        &stack,
-        json!({"job": inline_job(&source, &target), "time": "2026-11-22T08:00:00Z"}),
-    )
-    .await;
+    plan(&stack, json!({"job": inline_job(&source, &target), "time": "2026-11-22T08:00:00Z"})).await;
     let work = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
     assert_eq!(work.len(), 1);
     let records = as_records(&work);
 
-    let first = backline_worker::handler(&stack.engine, sqs_event(&records))
-        .await
-        .unwrap();
+    let first = backline_worker::handler(&stack.engine, sqs_event(&records)).await.unwrap();
     assert!(first.batch_item_failures.is_empty());
-    assert_eq!(
-        drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await.len(), 1);
 
     // If the redelivery copied again, the object would reappear.
-    s3.delete_object()
-        .bucket(&target)
-        .key("only.txt")
-        .send()
-        .await
-        .unwrap();
-    let again = worker::handle_body(&stack.engine, &records[0].1)
-        .await
-        .unwrap();
+    s3.delete_object().bucket(&target).key("only.txt").send().await.unwrap();
+    let again = worker::handle_body(&stack.engine, &records[0].1).await.unwrap();
     assert_eq!(again, worker::ChunkResult::Duplicate);
-    let second = backline_worker::handler(&stack.engine, sqs_event(&records))
-        .await
-        .unwrap();
+    let second = backline_worker::handler(&stack.engine, sqs_event(&records)).await.unwrap();
     assert!(second.batch_item_failures.is_empty());
-    assert!(
-        s3.head_object()
-            .bucket(&target)
-            .key("only.txt")
-            .send()
-            .await
-            .is_err(),
-        "copied twice"
-    );
-    assert!(
-        drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url)
-            .await
-            .is_empty(),
-        "finalized twice"
-    );
+    assert!(s3.head_object().bucket(&target).key("only.txt").send().await.is_err(), "copied twice");
+    assert!(drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await.is_empty(), "finalized twice");
 
     let run = stack
         .clients
         .dynamodb
         .get_item()
         .table_name(&stack.deployment.ledger_table)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("inline-20261122T080000Z".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("run".into()),
-        )
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("inline-20261122T080000Z".into()))
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("run".into()))
         .send()
         .await
         .unwrap();
-    let done = run
-        .item()
-        .unwrap()
-        .get("done")
-        .unwrap()
-        .as_n()
-        .unwrap()
-        .clone();
+    let done = run.item().unwrap().get("done").unwrap().as_n().unwrap().clone();
     assert_eq!(done, "1", "counted once");
 }
 
@@ -291,31 +181,17 @@ async fn a_malformed_record_fails_alone() {
     let s3 = &stack.clients.s3;
     let (source, target) = source_and_target(s3).await;
     put(s3, &source, &TestObject::new("x.txt", "x")).await;
-    plan(
-        &stack,
-        json!({"job": inline_job(&source, &target), "time": "2026-11-22T09:00:00Z"}),
-    )
-    .await;
-    let mut records =
-        as_records(&drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await);
+    plan(&stack, json!({"job": inline_job(&source, &target), "time": "2026-11-22T09:00:00Z"})).await;
+    let mut records = as_records(&drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await);
     records.push(("bad-json".into(), "{not json".into()));
     let future = records[0].1.replace("\"version\":1", "\"version\":99");
     records.push(("bad-version".into(), future));
 
-    let response = backline_worker::handler(&stack.engine, sqs_event(&records))
-        .await
-        .unwrap();
+    let response = backline_worker::handler(&stack.engine, sqs_event(&records)).await.unwrap();
     let mut failed = failed_ids(&response);
     failed.sort();
-    assert_eq!(
-        failed,
-        vec!["bad-json".to_string(), "bad-version".to_string()]
-    );
-    assert_eq!(
-        body(s3, &target, "x.txt").await,
-        b"x",
-        "the good record still ran"
-    );
+    assert_eq!(failed, vec!["bad-json".to_string(), "bad-version".to_string()]);
+    assert_eq!(body(s3, &target, "x.txt").await, b"x", "the good record still ran");
 }
 
 #[tokio::test]
@@ -333,12 +209,7 @@ async fn the_same_schedule_event_twice_plans_one_run() {
     assert_eq!(first["runs"][0]["already_planned"], false);
     assert_eq!(second["runs"][0]["already_planned"], true);
     assert_eq!(first["runs"][0]["run_id"], second["runs"][0]["run_id"]);
-    assert_eq!(
-        drain(&stack.clients.sqs, &stack.deployment.work_queue_url)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await.len(), 1);
 }
 
 #[tokio::test]
@@ -357,34 +228,14 @@ async fn a_large_chunk_travels_by_claim_check() {
             replace_tags: false,
         })
         .collect();
-    let message = ChunkMessage {
-        run,
-        job,
-        chunk: Chunk { seq: 7, tasks },
-    };
-    stack
-        .engine
-        .queue
-        .send_chunks(vec![message.clone()])
-        .await
-        .unwrap();
+    let message = ChunkMessage { run, job, chunk: Chunk { seq: 7, attempt: 0, tasks } };
+    stack.engine.queue.send_chunks(vec![message.clone()]).await.unwrap();
 
     let received = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
     let body = received[0].body().unwrap();
-    assert!(
-        body.len() < 4096,
-        "the message carries a key, not the chunk"
-    );
-    assert!(matches!(
-        serde_json::from_str(body).unwrap(),
-        WorkMessage::ClaimCheck { seq: 7, .. }
-    ));
-    assert_eq!(
-        worker::read_work_message(&stack.engine, body)
-            .await
-            .unwrap(),
-        message
-    );
+    assert!(body.len() < 4096, "the message carries a key, not the chunk");
+    assert!(matches!(serde_json::from_str(body).unwrap(), WorkMessage::ClaimCheck { seq: 7, .. }));
+    assert_eq!(worker::read_work_message(&stack.engine, body).await.unwrap(), message);
 }
 
 #[tokio::test]
@@ -394,19 +245,12 @@ async fn planner_refuses_bad_events_with_the_reason() {
     for (payload, want) in [
         (json!({"job": "nope"}), "job \"nope\" not found"),
         (json!({"jbo": "photos"}), "unknown field `jbo`"),
-        (
-            json!({"job": {"name": "x", "kind": "s3", "source": {"bucket": "a-b-c"}}}),
-            "target",
-        ),
+        (json!({"job": {"name": "x", "kind": "s3", "source": {"bucket": "a-b-c"}}}), "target"),
     ] {
-        let err = backline_planner::handler(
-            &stack.engine,
-            config,
-            LambdaEvent::new(payload, Context::default()),
-        )
-        .await
-        .expect_err("an error")
-        .to_string();
+        let err = backline_planner::handler(&stack.engine, config, LambdaEvent::new(payload, Context::default()))
+            .await
+            .expect_err("an error")
+            .to_string();
         assert!(err.contains(want), "{err}");
     }
 }
@@ -426,13 +270,10 @@ async fn the_job_file_can_live_in_s3() {
     put(s3, &config_bucket, &TestObject::new("conf/jobs.yaml", jobs)).await;
     let location = format!("s3://{config_bucket}/conf/jobs.yaml");
     let payload = json!({"job": "nightly", "time": "2026-11-22T11:00:00Z", "dry_run": true});
-    let response = backline_planner::handler(
-        &stack.engine,
-        Some(&location),
-        LambdaEvent::new(payload, Context::default()),
-    )
-    .await
-    .unwrap();
+    let response =
+        backline_planner::handler(&stack.engine, Some(&location), LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
     assert_eq!(response.runs[0].run_id, "nightly-20261122T110000Z");
     assert_eq!(response.runs[0].to_copy, 1);
 
@@ -444,8 +285,5 @@ async fn the_job_file_can_live_in_s3() {
     )
     .await
     .expect_err("no such job file");
-    assert!(
-        err.to_string().contains("absent.toml") && err.to_string().contains("NoSuchKey"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("absent.toml") && err.to_string().contains("NoSuchKey"), "{err}");
 }

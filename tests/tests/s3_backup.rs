@@ -14,22 +14,11 @@ fn job(source: &str, target: &str, extra_target: &str) -> Job {
     let text = format!(
         "[[jobs]]\nname = \"t\"\nkind = \"s3\"\n[jobs.source]\nbucket = \"{source}\"\n[jobs.target]\nbucket = \"{target}\"\n{extra_target}\n"
     );
-    Config::parse(&text, backline::config::Format::Toml, "test.toml")
-        .expect("valid job")
-        .jobs
-        .remove(0)
+    Config::parse(&text, backline::config::Format::Toml, "test.toml").expect("valid job").jobs.remove(0)
 }
 
 async fn run(clients: &AwsClients, job: &Job) -> Manifest {
-    let run = local::run(
-        clients.clone(),
-        job,
-        chrono::Utc::now(),
-        false,
-        Arc::new(NoProgress),
-    )
-    .await
-    .expect("run");
+    let run = local::run(clients.clone(), job, chrono::Utc::now(), false, Arc::new(NoProgress)).await.expect("run");
     run.manifest.expect("a manifest")
 }
 
@@ -58,22 +47,11 @@ async fn keys_of_every_shape_are_copied_with_their_attributes() {
     let keys = odd_keys();
     assert_eq!(keys.last().unwrap().len(), 1024);
     for key in &keys {
-        put(
-            &clients.s3,
-            &source,
-            &TestObject::new(key.clone(), format!("body of {key}")),
-        )
-        .await;
+        put(&clients.s3, &source, &TestObject::new(key.clone(), format!("body of {key}"))).await;
     }
     let dressed = TestObject {
-        metadata: vec![
-            ("owner".into(), "ops team".into()),
-            ("checksum".into(), "abc123".into()),
-        ],
-        tags: vec![
-            ("team".into(), "ops".into()),
-            ("class".into(), "a b+c".into()),
-        ],
+        metadata: vec![("owner".into(), "ops team".into()), ("checksum".into(), "abc123".into())],
+        tags: vec![("team".into(), "ops".into()), ("class".into(), "a b+c".into())],
         content_type: Some("image/jpeg".into()),
         content_encoding: Some("gzip".into()),
         content_disposition: Some("attachment; filename=\"p.jpg\"".into()),
@@ -86,30 +64,13 @@ async fn keys_of_every_shape_are_copied_with_their_attributes() {
     assert_eq!(manifest.status, "succeeded", "{:#?}", manifest.tasks);
     assert_eq!(manifest.counts.copied, keys.len() as u64 + 1);
     for key in &keys {
-        assert_eq!(
-            body(&clients.s3, &target, key).await,
-            format!("body of {key}").into_bytes(),
-            "{key}"
-        );
+        assert_eq!(body(&clients.s3, &target, key).await, format!("body of {key}").into_bytes(), "{key}");
     }
-    let head = clients
-        .s3
-        .head_object()
-        .bucket(&target)
-        .key("dressed/photo.jpg")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        head.metadata().unwrap().get("owner").map(String::as_str),
-        Some("ops team")
-    );
+    let head = clients.s3.head_object().bucket(&target).key("dressed/photo.jpg").send().await.unwrap();
+    assert_eq!(head.metadata().unwrap().get("owner").map(String::as_str), Some("ops team"));
     assert_eq!(head.content_type(), Some("image/jpeg"));
     assert_eq!(head.content_encoding(), Some("gzip"));
-    assert_eq!(
-        head.content_disposition(),
-        Some("attachment; filename=\"p.jpg\"")
-    );
+    assert_eq!(head.content_disposition(), Some("attachment; filename=\"p.jpg\""));
     assert_eq!(head.cache_control(), Some("max-age=60"));
     let mut want = dressed.tags.clone();
     want.sort();
@@ -132,48 +93,20 @@ async fn large_objects_are_copied_by_parts_with_metadata_and_tags() {
     put(&clients.s3, &source, &object).await;
     put(&clients.s3, &source, &TestObject::new("small.txt", "tiny")).await;
 
-    let manifest = run(
-        &clients,
-        &job(&source, &target, "multipart_threshold = \"5 MiB\""),
-    )
-    .await;
+    let manifest = run(&clients, &job(&source, &target, "multipart_threshold = \"5 MiB\"")).await;
     assert_eq!(manifest.status, "succeeded", "{:#?}", manifest.tasks);
-    let big = manifest
-        .tasks
-        .iter()
-        .find(|o| o.key == "videos/big one.mp4")
-        .unwrap();
+    let big = manifest.tasks.iter().find(|o| o.key == "videos/big one.mp4").unwrap();
     assert_eq!(big.method.as_deref(), Some("multipart"));
     assert_eq!(big.bytes, 17 << 20);
-    let small = manifest
-        .tasks
-        .iter()
-        .find(|o| o.key == "small.txt")
-        .unwrap();
+    let small = manifest.tasks.iter().find(|o| o.key == "small.txt").unwrap();
     assert_eq!(small.method.as_deref(), Some("copy"));
 
-    assert!(
-        body(&clients.s3, &target, "videos/big one.mp4").await == content,
-        "multipart copy differs"
-    );
-    let head = clients
-        .s3
-        .head_object()
-        .bucket(&target)
-        .key("videos/big one.mp4")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        head.metadata().unwrap().get("origin").map(String::as_str),
-        Some("camera-7")
-    );
+    assert!(body(&clients.s3, &target, "videos/big one.mp4").await == content, "multipart copy differs");
+    let head = clients.s3.head_object().bucket(&target).key("videos/big one.mp4").send().await.unwrap();
+    assert_eq!(head.metadata().unwrap().get("origin").map(String::as_str), Some("camera-7"));
     assert_eq!(head.content_type(), Some("video/mp4"));
     assert_eq!(head.cache_control(), Some("no-cache"));
-    assert_eq!(
-        tags(&clients.s3, &target, "videos/big one.mp4").await,
-        vec![("keep".into(), "forever".into())]
-    );
+    assert_eq!(tags(&clients.s3, &target, "videos/big one.mp4").await, vec![("keep".into(), "forever".into())]);
 }
 
 #[tokio::test]
@@ -182,83 +115,40 @@ async fn incremental_runs_copy_changes_and_tag_deletions() {
     let (source, target) = source_and_target(&clients.s3).await;
     let job = job(&source, &target, "");
     for name in ["keep", "change", "delete"] {
-        let object = TestObject {
-            tags: vec![("own".into(), name.into())],
-            ..TestObject::new(format!("{name}.txt"), name)
-        };
+        let object =
+            TestObject { tags: vec![("own".into(), name.into())], ..TestObject::new(format!("{name}.txt"), name) };
         put(&clients.s3, &source, &object).await;
     }
     assert_eq!(run(&clients, &job).await.counts.copied, 3);
 
     let second = run(&clients, &job).await;
-    assert_eq!(
-        (second.counts.tasks, second.counts.copied),
-        (0, 0),
-        "nothing changed, nothing copied"
-    );
+    assert_eq!((second.counts.tasks, second.counts.copied), (0, 0), "nothing changed, nothing copied");
 
-    put(
-        &clients.s3,
-        &source,
-        &TestObject::new("change.txt", "changed content"),
-    )
-    .await;
-    clients
-        .s3
-        .delete_object()
-        .bucket(&source)
-        .key("delete.txt")
-        .send()
-        .await
-        .unwrap();
+    put(&clients.s3, &source, &TestObject::new("change.txt", "changed content")).await;
+    clients.s3.delete_object().bucket(&source).key("delete.txt").send().await.unwrap();
     let third = run(&clients, &job).await;
     assert_eq!(third.counts.copied, 1);
     assert_eq!(third.counts.tagged_deleted, 1);
-    assert_eq!(
-        body(&clients.s3, &target, "change.txt").await,
-        b"changed content"
-    );
+    assert_eq!(body(&clients.s3, &target, "change.txt").await, b"changed content");
     // Never deleted from the backup: tagged, with its own tags kept.
     let deleted_tags = tags(&clients.s3, &target, "delete.txt").await;
     assert_eq!(body(&clients.s3, &target, "delete.txt").await, b"delete");
-    assert!(
-        deleted_tags.contains(&("own".into(), "delete".into())),
-        "{deleted_tags:?}"
-    );
-    assert!(
-        deleted_tags.contains(&("Deleted".into(), "True".into())),
-        "{deleted_tags:?}"
-    );
-    let deleted_at = deleted_tags
-        .iter()
-        .find(|(k, _)| k == "DeletedAt")
-        .expect("DeletedAt")
-        .1
-        .clone();
-    assert!(
-        chrono::NaiveDateTime::parse_from_str(&deleted_at, "%Y-%m-%dT%H:%M").is_ok(),
-        "{deleted_at}"
-    );
+    assert!(deleted_tags.contains(&("own".into(), "delete".into())), "{deleted_tags:?}");
+    assert!(deleted_tags.contains(&("Deleted".into(), "True".into())), "{deleted_tags:?}");
+    let deleted_at = deleted_tags.iter().find(|(k, _)| k == "DeletedAt").expect("DeletedAt").1.clone();
+    assert!(chrono::NaiveDateTime::parse_from_str(&deleted_at, "%Y-%m-%dT%H:%M").is_ok(), "{deleted_at}");
 
     // Marked once: the next run has nothing to do.
     assert_eq!(run(&clients, &job).await.counts.tasks, 0);
 
     // The key comes back: copied again, and the tags are the source's.
-    let back = TestObject {
-        tags: vec![("own".into(), "reborn".into())],
-        ..TestObject::new("delete.txt", "back again")
-    };
+    let back =
+        TestObject { tags: vec![("own".into(), "reborn".into())], ..TestObject::new("delete.txt", "back again") };
     put(&clients.s3, &source, &back).await;
     let fifth = run(&clients, &job).await;
     assert_eq!(fifth.counts.copied, 1);
-    assert_eq!(
-        body(&clients.s3, &target, "delete.txt").await,
-        b"back again"
-    );
-    assert_eq!(
-        tags(&clients.s3, &target, "delete.txt").await,
-        vec![("own".into(), "reborn".into())]
-    );
+    assert_eq!(body(&clients.s3, &target, "delete.txt").await, b"back again");
+    assert_eq!(tags(&clients.s3, &target, "delete.txt").await, vec![("own".into(), "reborn".into())]);
 }
 
 #[tokio::test]
@@ -269,47 +159,26 @@ async fn manifest_report_and_state_land_in_the_control_location() {
     let manifest = run(&clients, &job(&source, &target, "")).await;
     let dir = format!("_backline/runs/t/{}/", manifest.run_id);
     let stored: Manifest =
-        serde_json::from_slice(&body(&clients.s3, &target, &format!("{dir}manifest.json")).await)
-            .unwrap();
+        serde_json::from_slice(&body(&clients.s3, &target, &format!("{dir}manifest.json")).await).unwrap();
     assert_eq!(stored.tasks.len(), 1);
-    assert_eq!(
-        stored.tasks[0].etag.as_deref(),
-        Some(manifest.tasks[0].etag.as_deref().unwrap())
-    );
-    let report =
-        String::from_utf8(body(&clients.s3, &target, &format!("{dir}report.md")).await).unwrap();
-    assert!(
-        report.contains(&manifest.run_id) && report.contains("succeeded"),
-        "{report}"
-    );
+    assert_eq!(stored.tasks[0].etag.as_deref(), Some(manifest.tasks[0].etag.as_deref().unwrap()));
+    let report = String::from_utf8(body(&clients.s3, &target, &format!("{dir}report.md")).await).unwrap();
+    assert!(report.contains(&manifest.run_id) && report.contains("succeeded"), "{report}");
     let state = body(&clients.s3, &target, "_backline/state/t.jsonl").await;
-    assert!(
-        String::from_utf8(state)
-            .unwrap()
-            .contains("\"k\":\"a.txt\"")
-    );
+    assert!(String::from_utf8(state).unwrap().contains("\"k\":\"a.txt\""));
 }
 
 #[tokio::test]
 async fn archived_source_objects_are_skipped_with_the_reason() {
     let clients = Moto::get().clients().await;
     let (source, target) = source_and_target(&clients.s3).await;
-    let cold = TestObject {
-        storage_class: Some(StorageClass::DeepArchive),
-        ..TestObject::new("cold.bin", "zzz")
-    };
+    let cold = TestObject { storage_class: Some(StorageClass::DeepArchive), ..TestObject::new("cold.bin", "zzz") };
     put(&clients.s3, &source, &cold).await;
     put(&clients.s3, &source, &TestObject::new("warm.bin", "hot")).await;
     let manifest = run(&clients, &job(&source, &target, "")).await;
     let skipped = manifest.tasks.iter().find(|o| o.key == "cold.bin").unwrap();
-    assert_eq!(
-        (skipped.action, skipped.status),
-        (Action::Skip, Status::Skipped)
-    );
-    assert!(
-        skipped.detail.as_deref().unwrap().contains("DEEP_ARCHIVE"),
-        "{skipped:?}"
-    );
+    assert_eq!((skipped.action, skipped.status), (Action::Skip, Status::Skipped));
+    assert!(skipped.detail.as_deref().unwrap().contains("DEEP_ARCHIVE"), "{skipped:?}");
     assert_eq!(manifest.counts.copied, 1);
     assert_eq!(manifest.status, "succeeded");
 }
@@ -319,16 +188,11 @@ async fn a_missing_source_bucket_is_an_input_error() {
     let clients = Moto::get().clients().await;
     let target = unique("dst");
     create_bucket(&clients.s3, &target).await;
-    let err = local::run(
-        clients,
-        &job("no-such-bucket-here", &target, ""),
-        chrono::Utc::now(),
-        false,
-        Arc::new(NoProgress),
-    )
-    .await
-    .err()
-    .expect("an error");
+    let err =
+        local::run(clients, &job("no-such-bucket-here", &target, ""), chrono::Utc::now(), false, Arc::new(NoProgress))
+            .await
+            .err()
+            .expect("an error");
     assert!(err.is_input_error(), "{err}");
     assert!(
         matches!(&err, EngineError::Input(m) if m.contains("source bucket `no-such-bucket-here` does not exist")),
@@ -343,9 +207,7 @@ async fn a_dead_metrics_endpoint_neither_fails_nor_stalls_a_run() {
     let dead = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url("http://127.0.0.1:9")
         .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "moto",
-        ))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto"))
         .load()
         .await;
     clients.cloudwatch = AwsClients::from_sdk_config(&dead).cloudwatch;
@@ -354,11 +216,7 @@ async fn a_dead_metrics_endpoint_neither_fails_nor_stalls_a_run() {
     let started = std::time::Instant::now();
     let manifest = run(&clients, &job(&source, &target, "")).await;
     assert_eq!(manifest.status, "succeeded");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -366,20 +224,10 @@ async fn a_dry_run_writes_nothing() {
     let clients = Moto::get().clients().await;
     let (source, target) = source_and_target(&clients.s3).await;
     put(&clients.s3, &source, &TestObject::new("a.txt", "a")).await;
-    let run = local::run(
-        clients.clone(),
-        &job(&source, &target, ""),
-        chrono::Utc::now(),
-        true,
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let run = local::run(clients.clone(), &job(&source, &target, ""), chrono::Utc::now(), true, Arc::new(NoProgress))
+        .await
+        .unwrap();
     assert!(run.manifest.is_none());
     assert_eq!((run.plan.to_copy, run.plan.chunks), (1, 1));
-    assert!(
-        backline_tests::keys(&clients.s3, &target, "")
-            .await
-            .is_empty()
-    );
+    assert!(backline_tests::keys(&clients.s3, &target, "").await.is_empty());
 }

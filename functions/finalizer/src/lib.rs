@@ -10,21 +10,13 @@ async fn finalize_body(engine: &Engine, body: &str) -> Result<String, String> {
     let message: FinalizeMessage =
         serde_json::from_str(body).map_err(|e| format!("not a Backline finalize message: {e}"))?;
     if message.version != WIRE_VERSION {
-        return Err(format!(
-            "message version {} is not supported (expected {WIRE_VERSION})",
-            message.version
-        ));
+        return Err(format!("message version {} is not supported (expected {WIRE_VERSION})", message.version));
     }
-    let manifest = finalizer::finalize(engine, &message)
-        .await
-        .map_err(|e| e.to_string())?;
+    let manifest = finalizer::finalize(engine, &message).await.map_err(|e| e.to_string())?;
     Ok(format!("{} {}", manifest.run_id, manifest.status))
 }
 
-pub async fn handler(
-    engine: &Engine,
-    event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Error> {
+pub async fn handler(engine: &Engine, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let mut response = SqsBatchResponse::default();
     for record in &event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();

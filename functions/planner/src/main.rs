@@ -8,8 +8,5 @@ async fn main() -> Result<(), Error> {
     let deployment = Deployment::from_env()?;
     let engine = deployment.engine(AwsClients::from_env().await);
     let config = deployment.config.as_deref();
-    run(service_fn(|event| {
-        backline_planner::handler(&engine, config, event)
-    }))
-    .await
+    run(service_fn(|event| backline_planner::handler(&engine, config, event))).await
 }

@@ -7,21 +7,13 @@ use backline::pipeline::worker;
 use futures::future::join_all;
 use lambda_runtime::{Error, LambdaEvent};
 
-pub async fn handler(
-    engine: &Engine,
-    event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Error> {
+pub async fn handler(engine: &Engine, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let results = join_all(event.payload.records.iter().map(|record| async move {
         let id = record.message_id.clone().unwrap_or_default();
         let Some(body) = record.body.as_deref() else {
             return (id, Err("record has no body".to_string()));
         };
-        (
-            id,
-            worker::handle_body(engine, body)
-                .await
-                .map_err(|e| e.to_string()),
-        )
+        (id, worker::handle_body(engine, body).await.map_err(|e| e.to_string()))
     }))
     .await;
     let mut response = SqsBatchResponse::default();

@@ -4,6 +4,7 @@
 //! variables `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`. With an endpoint override S3 is
 //! addressed path-style, which local servers (moto, s3s, MinIO) need.
 
+pub mod copy;
 pub mod s3;
 
 use std::time::Duration;
@@ -30,9 +31,7 @@ impl AwsClients {
     }
 
     pub fn from_sdk_config(config: &SdkConfig) -> AwsClients {
-        let retry = RetryConfig::standard()
-            .with_max_attempts(5)
-            .with_initial_backoff(Duration::from_millis(100));
+        let retry = RetryConfig::standard().with_max_attempts(5).with_initial_backoff(Duration::from_millis(100));
         let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(endpoint_overridden(config, "S3"))
             .retry_config(retry.clone())
@@ -53,14 +52,10 @@ impl AwsClients {
         AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             sqs: aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(config)
-                    .retry_config(retry.clone())
-                    .build(),
+                aws_sdk_sqs::config::Builder::from(config).retry_config(retry.clone()).build(),
             ),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(config)
-                    .retry_config(retry)
-                    .build(),
+                aws_sdk_dynamodb::config::Builder::from(config).retry_config(retry).build(),
             ),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch_config),
         }
@@ -69,9 +64,7 @@ impl AwsClients {
 
 fn endpoint_overridden(config: &SdkConfig, service: &str) -> bool {
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty());
-    config.endpoint_url().is_some()
-        || set("AWS_ENDPOINT_URL")
-        || set(&format!("AWS_ENDPOINT_URL_{service}"))
+    config.endpoint_url().is_some() || set("AWS_ENDPOINT_URL") || set(&format!("AWS_ENDPOINT_URL_{service}"))
 }
 
 /// Renders an SDK error as `Code: message` (or the full error chain when there is no code).

@@ -3,18 +3,9 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Everything but unreserved characters and `/` is escaped in `x-amz-copy-source`.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 /// Tag sets travel as a URL query string (`x-amz-tagging`).
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 pub const MAX_PARTS: u64 = 10_000;
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -48,13 +39,7 @@ pub fn part_ranges(size: u64, part_size: u64) -> Vec<(u64, u64)> {
 /// Encodes a tag set for the `Tagging` parameter of CopyObject or CreateMultipartUpload.
 pub fn encode_tagging(tags: &[(String, String)]) -> String {
     tags.iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                utf8_percent_encode(k, QUERY_VALUE),
-                utf8_percent_encode(v, QUERY_VALUE)
-            )
-        })
+        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY_VALUE), utf8_percent_encode(v, QUERY_VALUE)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -90,10 +75,7 @@ mod tests {
 
     #[test]
     fn tagging_is_query_encoded() {
-        let tags = vec![
-            ("a b".to_string(), "x=y&z".to_string()),
-            ("k".to_string(), "v".to_string()),
-        ];
+        let tags = vec![("a b".to_string(), "x=y&z".to_string()), ("k".to_string(), "v".to_string())];
         assert_eq!(encode_tagging(&tags), "a%20b=x%3Dy%26z&k=v");
     }
 }

@@ -28,14 +28,90 @@ pub struct Job {
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum JobSpec {
     S3(S3Job),
+    /// Copy a backup made by an `s3` job into a bucket (made by `backline restore`, or written
+    /// in a job file for scheduled restore drills).
+    #[serde(rename = "s3-restore")]
+    S3Restore(S3RestoreJob),
 }
 
 impl JobSpec {
-    pub const KINDS: &'static [&'static str] = &["s3"];
+    pub const KINDS: &'static [&'static str] = &["s3", "s3-restore"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             JobSpec::S3(_) => "s3",
+            JobSpec::S3Restore(_) => "s3-restore",
+        }
+    }
+}
+
+/// `kind = "s3-restore"`: restore the backup of the `s3` job `backup_job`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3RestoreJob {
+    pub backup_job: String,
+    /// The backup job as it was configured: where its backup and records are.
+    pub backup: S3Job,
+    pub options: RestoreOptions,
+}
+
+/// How to restore: the flags of `backline restore`, and the `restore` object of a planner request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreOptions {
+    pub to_bucket: BucketName,
+    /// Prepended to restored keys. Default: the backup job's source prefix, so keys come back
+    /// as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_prefix: Option<String>,
+    /// A run id, or a time (RFC 3339 or YYYY-MM-DD): restore what the backup held at the end of
+    /// that run, or of the last run finished by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    #[serde(default)]
+    pub include_deleted: bool,
+    /// Restore only keys under this prefix (of the original keys).
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub tier: RestoreTier,
+    /// Restore into a bucket that already holds objects (e.g. to continue an interrupted restore).
+    #[serde(default)]
+    pub allow_existing: bool,
+    /// Replace objects in the target that differ from the backup.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// How long an archived object waits before it is checked again.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: HumanDuration,
+    /// Days a restored archive copy stays readable.
+    #[serde(default = "default_restore_days")]
+    pub restore_days: u32,
+}
+
+fn default_poll_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(15 * 60))
+}
+
+fn default_restore_days() -> u32 {
+    7
+}
+
+/// Glacier retrieval tiers. Deep Archive has no Expedited tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestoreTier {
+    #[default]
+    Standard,
+    Bulk,
+    Expedited,
+}
+
+impl RestoreTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestoreTier::Standard => "Standard",
+            RestoreTier::Bulk => "Bulk",
+            RestoreTier::Expedited => "Expedited",
         }
     }
 }
@@ -145,22 +221,16 @@ impl TryFrom<String> for BucketName {
 
     fn try_from(name: String) -> Result<Self, String> {
         let allowed = "3 to 63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit";
-        let valid_chars = name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        let valid_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
         let edges_ok = name
             .bytes()
             .next()
             .zip(name.bytes().last())
-            .is_some_and(|(first, last)| {
-                first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric()
-            });
+            .is_some_and(|(first, last)| first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric());
         if (3..=63).contains(&name.len()) && valid_chars && edges_ok && !name.contains("..") {
             Ok(BucketName(name))
         } else {
-            Err(format!(
-                "`{name}` is not a valid bucket name; allowed: {allowed}"
-            ))
+            Err(format!("`{name}` is not a valid bucket name; allowed: {allowed}"))
         }
     }
 }
@@ -183,11 +253,22 @@ impl Job {
         if let Some(control) = &self.control {
             return control.clone();
         }
-        match &self.spec {
-            JobSpec::S3(s3) => ControlLocation {
-                bucket: s3.target.bucket.clone(),
-                prefix: DEFAULT_CONTROL_PREFIX.to_string(),
-            },
-        }
+        let bucket = match &self.spec {
+            JobSpec::S3(s3) => &s3.target.bucket,
+            JobSpec::S3Restore(restore) => &restore.backup.target.bucket,
+        };
+        ControlLocation { bucket: bucket.clone(), prefix: DEFAULT_CONTROL_PREFIX.to_string() }
+    }
+
+    /// The restore of this (`s3`) job's backup; its runs are recorded beside the backup's.
+    pub fn restore(&self, options: RestoreOptions) -> Option<Job> {
+        let JobSpec::S3(backup) = &self.spec else { return None };
+        Some(Job {
+            name: format!("{}-restore", self.name),
+            control: Some(self.control()),
+            concurrency: self.concurrency,
+            schedule: None,
+            spec: JobSpec::S3Restore(S3RestoreJob { backup_job: self.name.clone(), backup: backup.clone(), options }),
+        })
     }
 }

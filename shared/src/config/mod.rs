@@ -14,6 +14,11 @@ use serde_json::{Map, Value};
 pub use job::*;
 pub use size::{ByteSize, HumanDuration};
 
+/// Parses the options of a restore from JSON (a planner request), naming bad fields.
+pub fn restore_options_from_value(value: Value) -> Result<RestoreOptions, JobError> {
+    deserialize_at(value, "restore").map_err(|(field, message)| JobError { job: None, field, message })
+}
+
 /// The example job files `backline config example KIND` prints.
 pub const EXAMPLES: &[(&str, &str)] = &[("s3", include_str!("../../examples/s3.toml"))];
 
@@ -34,11 +39,7 @@ pub enum ConfigError {
     #[error("{file}: unsupported extension; a job file ends in .toml, .yaml, .yml or .json")]
     Extension { file: String },
     #[error("{file}: not valid {format}: {message}")]
-    Syntax {
-        file: String,
-        format: &'static str,
-        message: String,
-    },
+    Syntax { file: String, format: &'static str, message: String },
     #[error("{file}: {}field `{field}`: {message}", job.as_ref().map(|j| format!("job {j}: ")).unwrap_or_default())]
     Field {
         file: String,
@@ -48,11 +49,7 @@ pub enum ConfigError {
         message: String,
     },
     #[error("{file}: job {job:?} not found; jobs in this file: {}", available.join(", "))]
-    UnknownJob {
-        file: String,
-        job: String,
-        available: Vec<String>,
-    },
+    UnknownJob { file: String, job: String, available: Vec<String> },
 }
 
 /// The formats a job file can be written in, chosen by extension.
@@ -88,22 +85,14 @@ impl Config {
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let format = Format::from_path(&file)
-            .ok_or_else(|| ConfigError::Extension { file: file.clone() })?;
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let format = Format::from_path(&file).ok_or_else(|| ConfigError::Extension { file: file.clone() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         Config::parse(&text, format, &file)
     }
 
     /// Validates a job file's text; `file` names it in errors.
     pub fn parse(text: &str, format: Format, file: &str) -> Result<Config, ConfigError> {
-        let syntax = |message: String| ConfigError::Syntax {
-            file: file.to_string(),
-            format: format.name(),
-            message,
-        };
+        let syntax = |message: String| ConfigError::Syntax { file: file.to_string(), format: format.name(), message };
         let value: Value = match format {
             Format::Toml => toml::from_str(text).map_err(|e| syntax(e.to_string()))?,
             Format::Yaml => serde_yaml::from_str(text).map_err(|e| syntax(e.to_string()))?,
@@ -120,18 +109,10 @@ impl Config {
             message,
         };
         let Value::Object(mut top) = value else {
-            return Err(field_error(
-                None,
-                "jobs",
-                "the file must be a table with a `jobs` list".into(),
-            ));
+            return Err(field_error(None, "jobs", "the file must be a table with a `jobs` list".into()));
         };
         if let Some(unknown) = top.keys().find(|k| *k != "jobs") {
-            return Err(field_error(
-                None,
-                unknown,
-                "unknown field; allowed at the top level: jobs".into(),
-            ));
+            return Err(field_error(None, unknown, "unknown field; allowed at the top level: jobs".into()));
         }
         let jobs = match top.remove("jobs") {
             Some(Value::Array(jobs)) if !jobs.is_empty() => jobs,
@@ -143,11 +124,7 @@ impl Config {
                 ));
             }
             Some(_) => {
-                return Err(field_error(
-                    None,
-                    "jobs",
-                    "must be a list of jobs ([[jobs]] in TOML)".into(),
-                ));
+                return Err(field_error(None, "jobs", "must be a list of jobs ([[jobs]] in TOML)".into()));
             }
         };
         let mut parsed: Vec<Job> = Vec::with_capacity(jobs.len());
@@ -167,14 +144,11 @@ impl Config {
 
     /// The job called `name`.
     pub fn job(&self, name: &str, file: &str) -> Result<&Job, ConfigError> {
-        self.jobs
-            .iter()
-            .find(|j| j.name == name)
-            .ok_or_else(|| ConfigError::UnknownJob {
-                file: file.to_string(),
-                job: name.to_string(),
-                available: self.jobs.iter().map(|j| j.name.clone()).collect(),
-            })
+        self.jobs.iter().find(|j| j.name == name).ok_or_else(|| ConfigError::UnknownJob {
+            file: file.to_string(),
+            job: name.to_string(),
+            available: self.jobs.iter().map(|j| j.name.clone()).collect(),
+        })
     }
 
     /// The normalised jobs (defaults filled in) as TOML, for `backline config check`.
@@ -195,11 +169,7 @@ impl JobError {
     fn in_file(self, file: &str, index: usize) -> ConfigError {
         ConfigError::Field {
             file: file.to_string(),
-            job: Some(
-                self.job
-                    .map(|n| format!("{n:?}"))
-                    .unwrap_or_else(|| format!("#{}", index + 1)),
-            ),
+            job: Some(self.job.map(|n| format!("{n:?}")).unwrap_or_else(|| format!("#{}", index + 1))),
             field: self.field,
             message: self.message,
         }
@@ -220,16 +190,12 @@ impl std::error::Error for JobError {}
 /// Job names become part of run ids, S3 keys and metric dimensions.
 fn check_job_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && name.len() <= 100
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not a usable job name; allowed: 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'"
-        ))
+        Err(format!("`{name}` is not a usable job name; allowed: 1 to 100 characters of A-Z, a-z, 0-9, '-' and '_'"))
     }
 }
 
@@ -237,20 +203,12 @@ impl Job {
     /// Validates one job given as a JSON value (from a job file or an event).
     pub fn from_value(value: Value) -> Result<Job, JobError> {
         let Value::Object(mut fields) = value else {
-            return Err(JobError {
-                job: None,
-                field: "jobs".into(),
-                message: "each job must be a table".into(),
-            });
+            return Err(JobError { job: None, field: "jobs".into(), message: "each job must be a table".into() });
         };
         let name = match fields.remove("name") {
             Some(Value::String(name)) => name,
             Some(_) => {
-                return Err(JobError {
-                    job: None,
-                    field: "name".into(),
-                    message: "must be a string".into(),
-                });
+                return Err(JobError { job: None, field: "name".into(), message: "must be a string".into() });
             }
             None => {
                 return Err(JobError {
@@ -260,65 +218,41 @@ impl Job {
                 });
             }
         };
-        let error = |field: String, message: String| JobError {
-            job: Some(name.clone()),
-            field,
-            message,
-        };
+        let error = |field: String, message: String| JobError { job: Some(name.clone()), field, message };
         check_job_name(&name).map_err(|m| error("name".into(), m))?;
         let kinds = JobSpec::KINDS.join(", ");
         let kind = match fields.remove("kind") {
             Some(Value::String(kind)) => kind,
             Some(_) => {
-                return Err(error(
-                    "kind".into(),
-                    format!("must be a string; allowed: {kinds}"),
-                ));
+                return Err(error("kind".into(), format!("must be a string; allowed: {kinds}")));
             }
             None => return Err(error("kind".into(), format!("missing; allowed: {kinds}"))),
         };
-        let control =
-            take_field::<ControlLocation>(&mut fields, "control").map_err(|(f, m)| error(f, m))?;
+        let control = take_field::<ControlLocation>(&mut fields, "control").map_err(|(f, m)| error(f, m))?;
         let concurrency = take_field::<usize>(&mut fields, "concurrency")
             .map_err(|(f, m)| error(f, m))?
             .unwrap_or(DEFAULT_CONCURRENCY);
         if !(1..=1024).contains(&concurrency) {
-            return Err(error(
-                "concurrency".into(),
-                "must be between 1 and 1024".into(),
-            ));
+            return Err(error("concurrency".into(), "must be between 1 and 1024".into()));
         }
-        let schedule =
-            take_field::<String>(&mut fields, "schedule").map_err(|(f, m)| error(f, m))?;
+        let schedule = take_field::<String>(&mut fields, "schedule").map_err(|(f, m)| error(f, m))?;
         if let Some(schedule) = &schedule
-            && !(schedule.starts_with("rate(")
-                || schedule.starts_with("cron(")
-                || schedule.starts_with("at("))
+            && !(schedule.starts_with("rate(") || schedule.starts_with("cron(") || schedule.starts_with("at("))
         {
             return Err(error(
                 "schedule".into(),
-                format!(
-                    "`{schedule}` is not a schedule expression; allowed: rate(...), cron(...) or at(...)"
-                ),
+                format!("`{schedule}` is not a schedule expression; allowed: rate(...), cron(...) or at(...)"),
             ));
         }
         let rest = Value::Object(fields);
         let spec = match kind.as_str() {
             "s3" => JobSpec::S3(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
+            "s3-restore" => JobSpec::S3Restore(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
             other => {
-                return Err(error(
-                    "kind".into(),
-                    format!("unknown kind `{other}`; allowed: {kinds}"),
-                ));
+                return Err(error("kind".into(), format!("unknown kind `{other}`; allowed: {kinds}")));
             }
         };
-        Ok(Job {
-            name,
-            control,
-            concurrency,
-            schedule,
-            spec,
-        })
+        Ok(Job { name, control, concurrency, schedule, spec })
     }
 }
 
@@ -333,17 +267,11 @@ fn take_field<T: serde::de::DeserializeOwned>(
     fields: &mut Map<String, Value>,
     name: &str,
 ) -> Result<Option<T>, (String, String)> {
-    fields
-        .remove(name)
-        .map(|value| deserialize_at(value, name))
-        .transpose()
+    fields.remove(name).map(|value| deserialize_at(value, name)).transpose()
 }
 
 /// Deserializes `value`, turning serde's message into (dotted field path, what is wrong).
-fn deserialize_at<T: serde::de::DeserializeOwned>(
-    value: Value,
-    base: &str,
-) -> Result<T, (String, String)> {
+fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, base: &str) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let mut path = err.path().to_string();
         if path == "." {
@@ -351,28 +279,16 @@ fn deserialize_at<T: serde::de::DeserializeOwned>(
         }
         let message = err.inner().to_string();
         // serde reports a missing field at its parent; name the field itself.
-        let named = message
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_string);
-        let mut segments: Vec<&str> = [base, path.as_str()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect();
+        let named = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()).map(str::to_string);
+        let mut segments: Vec<&str> = [base, path.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
         if let Some(name) = &named {
             segments.push(name);
         }
         let message = if message.starts_with("missing field") {
             "missing (required)".to_string()
         } else if let Some(rest) = message.strip_prefix("unknown field `") {
-            let allowed = rest
-                .split_once(", expected ")
-                .map(|(_, a)| a)
-                .unwrap_or("no fields here");
-            format!(
-                "unknown field; allowed: {}",
-                allowed.trim_start_matches("one of ")
-            )
+            let allowed = rest.split_once(", expected ").map(|(_, a)| a).unwrap_or("no fields here");
+            format!("unknown field; allowed: {}", allowed.trim_start_matches("one of "))
         } else {
             message
         };
@@ -396,12 +312,7 @@ bucket = "photos-backup"
 
     fn field_error(text: &str, format: Format) -> (Option<String>, String, String) {
         match Config::parse(text, format, "jobs.toml").unwrap_err() {
-            ConfigError::Field {
-                job,
-                field,
-                message,
-                ..
-            } => (job, field, message),
+            ConfigError::Field { job, field, message, .. } => (job, field, message),
             other => panic!("expected a field error, got {other}"),
         }
     }
@@ -412,7 +323,7 @@ bucket = "photos-backup"
         let job = &config.jobs[0];
         assert_eq!(job.name, "photos");
         assert_eq!(job.concurrency, DEFAULT_CONCURRENCY);
-        let JobSpec::S3(s3) = &job.spec;
+        let JobSpec::S3(s3) = &job.spec else { panic!("an s3 job") };
         assert_eq!(s3.source.prefix, "");
         assert_eq!(s3.target.multipart_threshold, ByteSize(64 << 20));
         assert!(s3.target.copy_tags);
@@ -431,17 +342,11 @@ bucket = "photos-backup"
 
     #[test]
     fn unknown_field_is_named_with_what_is_allowed() {
-        let text = MINIMAL.replace(
-            "bucket = \"photos-backup\"",
-            "bucket = \"photos-backup\"\nbuckit = 1",
-        );
+        let text = MINIMAL.replace("bucket = \"photos-backup\"", "bucket = \"photos-backup\"\nbuckit = 1");
         let (job, field, message) = field_error(&text, Format::Toml);
         assert_eq!(job.as_deref(), Some("\"photos\""));
         assert_eq!(field, "target.buckit");
-        assert!(
-            message.contains("allowed:") && message.contains("storage_class"),
-            "{message}"
-        );
+        assert!(message.contains("allowed:") && message.contains("storage_class"), "{message}");
     }
 
     #[test]
@@ -455,12 +360,7 @@ bucket = "photos-backup"
     #[test]
     fn bad_values_say_what_is_allowed() {
         let cases = [
-            (
-                "bucket = \"photos-backup\"",
-                "bucket = \"Photos_Backup\"",
-                "target.bucket",
-                "not a valid bucket name",
-            ),
+            ("bucket = \"photos-backup\"", "bucket = \"Photos_Backup\"", "target.bucket", "not a valid bucket name"),
             (
                 "bucket = \"photos-backup\"",
                 "bucket = \"photos-backup\"\nstorage_class = \"COLD\"",
@@ -479,13 +379,8 @@ bucket = "photos-backup"
                 "only_modified_within",
                 "not a duration",
             ),
-            ("kind = \"s3\"", "kind = \"ftp\"", "kind", "allowed: s3"),
-            (
-                "name = \"photos\"",
-                "name = \"my photos\"",
-                "name",
-                "not a usable job name",
-            ),
+            ("kind = \"s3\"", "kind = \"ftp\"", "kind", "allowed: s3, s3-restore"),
+            ("name = \"photos\"", "name = \"my photos\"", "name", "not a usable job name"),
         ];
         for (from, to, want_field, want_message) in cases {
             let (_, field, message) = field_error(&MINIMAL.replace(from, to), Format::Toml);
@@ -505,10 +400,7 @@ bucket = "photos-backup"
     #[test]
     fn syntax_errors_name_the_format() {
         let err = Config::parse("[[jobs]\n", Format::Toml, "x.toml").unwrap_err();
-        assert!(
-            err.to_string().starts_with("x.toml: not valid TOML"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("x.toml: not valid TOML"), "{err}");
     }
 
     #[test]
@@ -516,17 +408,13 @@ bucket = "photos-backup"
         assert_eq!(Format::from_path("a/b.YML"), Some(Format::Yaml));
         assert_eq!(Format::from_path("jobs.ini"), None);
         let err = Config::load("jobs.ini").unwrap_err();
-        assert!(
-            err.to_string().contains(".toml, .yaml, .yml or .json"),
-            "{err}"
-        );
+        assert!(err.to_string().contains(".toml, .yaml, .yml or .json"), "{err}");
     }
 
     #[test]
     fn examples_parse_and_round_trip() {
         for (kind, text) in EXAMPLES {
-            let config =
-                Config::parse(text, Format::Toml, kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            let config = Config::parse(text, Format::Toml, kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
             let again = Config::parse(&config.to_toml(), Format::Toml, kind).unwrap();
             assert_eq!(config, again);
         }

@@ -33,21 +33,15 @@ impl ByteSize {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: f64 = number.parse().map_err(|_| {
-            format!("`{text}` is not a size; write e.g. \"64 MiB\", \"5GB\" or a number of bytes")
-        })?;
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size; write e.g. \"64 MiB\", \"5GB\" or a number of bytes"))?;
         let unit = unit.trim().to_ascii_lowercase();
-        let factor = UNITS
-            .iter()
-            .find(|(name, _)| *name == unit)
-            .map(|(_, factor)| *factor)
-            .ok_or_else(|| {
-                format!("unknown size unit `{unit}` in `{text}`; allowed: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB")
-            })?;
+        let factor = UNITS.iter().find(|(name, _)| *name == unit).map(|(_, factor)| *factor).ok_or_else(|| {
+            format!("unknown size unit `{unit}` in `{text}`; allowed: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB")
+        })?;
         Ok(ByteSize((number * factor as f64).round() as u64))
     }
 }
@@ -55,12 +49,7 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes = self.0;
-        for (unit, factor) in [
-            ("TiB", 1u64 << 40),
-            ("GiB", 1 << 30),
-            ("MiB", 1 << 20),
-            ("KiB", 1 << 10),
-        ] {
+        for (unit, factor) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
             if bytes >= factor && bytes.is_multiple_of(factor) {
                 return write!(f, "{} {unit}", bytes / factor);
             }
@@ -90,9 +79,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v)
-                    .map(ByteSize)
-                    .map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 ByteSize::parse(v).map_err(E::custom)
@@ -109,13 +96,10 @@ pub struct HumanDuration(pub Duration);
 impl HumanDuration {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().map_err(|_| {
-            format!("`{text}` is not a duration; write e.g. \"30m\", \"24h\" or \"7d\"")
-        })?;
+        let number: u64 =
+            number.parse().map_err(|_| format!("`{text}` is not a duration; write e.g. \"30m\", \"24h\" or \"7d\""))?;
         let seconds = match unit.trim() {
             "s" => 1,
             "m" => 60,
@@ -123,9 +107,7 @@ impl HumanDuration {
             "d" => 86_400,
             "w" => 7 * 86_400,
             other => {
-                return Err(format!(
-                    "unknown duration unit `{other}` in `{text}`; allowed: s, m, h, d, w"
-                ));
+                return Err(format!("unknown duration unit `{other}` in `{text}`; allowed: s, m, h, d, w"));
             }
         };
         if number == 0 {
@@ -170,11 +152,7 @@ mod tests {
         assert_eq!(ByteSize::parse("5GB").unwrap().0, 5_000_000_000);
         assert_eq!(ByteSize::parse("1.5 KiB").unwrap().0, 1536);
         assert_eq!(ByteSize::parse("123").unwrap().0, 123);
-        assert!(
-            ByteSize::parse("12 parsecs")
-                .unwrap_err()
-                .contains("unknown size unit")
-        );
+        assert!(ByteSize::parse("12 parsecs").unwrap_err().contains("unknown size unit"));
         assert!(ByteSize::parse("MiB").is_err());
     }
 

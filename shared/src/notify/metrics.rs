@@ -14,42 +14,20 @@ static WARNED: AtomicBool = AtomicBool::new(false);
 pub fn run_metrics(job: &str, counts: &Counts, planned_copies: u64) -> Vec<MetricDatum> {
     let dimension = Dimension::builder().name("Job").value(job).build();
     [
-        (
-            "ObjectsToBackup",
-            planned_copies as f64,
-            StandardUnit::Count,
-        ),
+        ("ObjectsToBackup", planned_copies as f64, StandardUnit::Count),
         ("ObjectsCopied", counts.copied as f64, StandardUnit::Count),
-        (
-            "BytesCopied",
-            counts.bytes_copied as f64,
-            StandardUnit::Bytes,
-        ),
-        (
-            "ObjectsTaggedDeleted",
-            counts.tagged_deleted as f64,
-            StandardUnit::Count,
-        ),
+        ("BytesCopied", counts.bytes_copied as f64, StandardUnit::Bytes),
+        ("ObjectsTaggedDeleted", counts.tagged_deleted as f64, StandardUnit::Count),
         ("TasksFailed", counts.failed as f64, StandardUnit::Count),
     ]
     .into_iter()
     .map(|(name, value, unit)| {
-        MetricDatum::builder()
-            .metric_name(name)
-            .dimensions(dimension.clone())
-            .value(value)
-            .unit(unit)
-            .build()
+        MetricDatum::builder().metric_name(name).dimensions(dimension.clone()).value(value).unit(unit).build()
     })
     .collect()
 }
 
-pub async fn publish_run(
-    client: &aws_sdk_cloudwatch::Client,
-    job: &str,
-    counts: &Counts,
-    planned_copies: u64,
-) {
+pub async fn publish_run(client: &aws_sdk_cloudwatch::Client, job: &str, counts: &Counts, planned_copies: u64) {
     let result = client
         .put_metric_data()
         .namespace(NAMESPACE)

@@ -16,24 +16,14 @@ impl Chunker {
     pub const MAX_BYTES: u64 = 8 << 30;
 
     pub fn new(max_tasks: usize, max_bytes: u64) -> Chunker {
-        Chunker {
-            max_tasks: max_tasks.max(1),
-            max_bytes,
-            next_seq: 0,
-            tasks: Vec::new(),
-            bytes: 0,
-        }
+        Chunker { max_tasks: max_tasks.max(1), max_bytes, next_seq: 0, tasks: Vec::new(), bytes: 0 }
     }
 
     /// Adds a task; returns the chunk it closed, if any. A task larger than `max_bytes`
     /// travels alone.
     pub fn push(&mut self, task: Task) -> Option<Chunk> {
         let bytes = task.bytes();
-        let closed = if !self.tasks.is_empty() && self.bytes + bytes > self.max_bytes {
-            self.take()
-        } else {
-            None
-        };
+        let closed = if !self.tasks.is_empty() && self.bytes + bytes > self.max_bytes { self.take() } else { None };
         self.bytes += bytes;
         self.tasks.push(task);
         if closed.is_none() && self.tasks.len() >= self.max_tasks {
@@ -58,10 +48,7 @@ impl Chunker {
         self.bytes = 0;
         let seq = self.next_seq;
         self.next_seq += 1;
-        Some(Chunk {
-            seq,
-            tasks: std::mem::take(&mut self.tasks),
-        })
+        Some(Chunk { seq, attempt: 0, tasks: std::mem::take(&mut self.tasks) })
     }
 }
 
@@ -70,13 +57,7 @@ mod tests {
     use super::*;
 
     fn copy(size: u64) -> Task {
-        Task::Copy {
-            key: "k".into(),
-            target_key: "k".into(),
-            size,
-            etag: "e".into(),
-            replace_tags: false,
-        }
+        Task::Copy { key: "k".into(), target_key: "k".into(), size, etag: "e".into(), replace_tags: false }
     }
 
     #[test]

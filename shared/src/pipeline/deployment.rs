@@ -26,9 +26,7 @@ impl Deployment {
             std::env::var(name)
                 .ok()
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    EngineError::Input(format!("environment variable {name} is not set"))
-                })
+                .ok_or_else(|| EngineError::Input(format!("environment variable {name} is not set")))
         };
         Ok(Deployment {
             work_queue_url: required(WORK_QUEUE_URL)?,
@@ -40,12 +38,8 @@ impl Deployment {
 
     /// The engine the three functions share: SQS queue, DynamoDB ledger.
     pub fn engine(&self, clients: AwsClients) -> Engine {
-        let queue = SqsQueue::new(
-            clients.sqs.clone(),
-            clients.s3.clone(),
-            &self.work_queue_url,
-            &self.finalize_queue_url,
-        );
+        let queue =
+            SqsQueue::new(clients.sqs.clone(), clients.s3.clone(), &self.work_queue_url, &self.finalize_queue_url);
         let ledger = DynamoLedger::new(clients.dynamodb.clone(), &self.ledger_table);
         Engine::new(clients, Arc::new(queue), Arc::new(ledger))
     }

@@ -20,25 +20,23 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
             format!("s3://{}/{}", s3.source.bucket, s3.source.prefix),
             format!("s3://{}/{}", s3.target.bucket, s3.target.prefix),
         ),
+        JobSpec::S3Restore(restore) => (
+            format!("s3://{}/{}", restore.backup.target.bucket, restore.backup.target.prefix),
+            format!("s3://{}/{}", restore.options.to_bucket, restore.options.to_prefix.as_deref().unwrap_or("")),
+        ),
     };
 
     // State first: if the run stops after this, the next plan still starts from the truth.
-    let old = match store.read_state(&job.name).await? {
-        Some(state) if state.source == source => state,
-        _ => State {
-            source: source.clone(),
-            ..Default::default()
-        },
-    };
-    store
-        .write_state(&job.name, &old.apply(&run.run_id, &outcomes))
-        .await?;
+    // Only backups keep state; a restore's record is its manifest.
+    if let JobSpec::S3(_) = &job.spec {
+        let old = match store.read_state(&job.name).await? {
+            Some(state) if state.source == source => state,
+            _ => State { source: source.clone(), ..Default::default() },
+        };
+        store.write_state(&job.name, &old.apply(&run.run_id, &outcomes)).await?;
+    }
 
-    let status = if counts.failed == 0 {
-        "succeeded"
-    } else {
-        "failed"
-    };
+    let status = if counts.failed == 0 { "succeeded" } else { "failed" };
     let manifest = Manifest {
         version: 1,
         job: job.name.clone(),
@@ -54,29 +52,17 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
         tasks: outcomes,
     };
     let dir = ControlStore::run_dir(run);
+    store.put_json(&format!("{dir}manifest.json"), &manifest).await?;
     store
-        .put_json(&format!("{dir}manifest.json"), &manifest)
-        .await?;
-    store
-        .put(
-            &format!("{dir}report.md"),
-            render_report(&manifest).into_bytes(),
-            "text/markdown; charset=utf-8",
-        )
+        .put(&format!("{dir}report.md"), render_report(&manifest).into_bytes(), "text/markdown; charset=utf-8")
         .await?;
 
     let planned_copies = manifest
         .tasks
         .iter()
-        .filter(|o| o.action == crate::model::Action::Copy)
+        .filter(|o| matches!(o.action, crate::model::Action::Copy | crate::model::Action::Restore))
         .count() as u64;
-    metrics::publish_run(
-        &engine.clients.cloudwatch,
-        &job.name,
-        &counts,
-        planned_copies,
-    )
-    .await;
+    metrics::publish_run(&engine.clients.cloudwatch, &job.name, &counts, planned_copies).await;
     engine.ledger.finish(&run.run_id, status).await?;
     tracing::info!(
         job = %job.name, run = %run.run_id, status, copied = counts.copied, bytes = counts.bytes_copied,

@@ -20,12 +20,33 @@ pub enum Opened {
     AlreadyPlanned,
 }
 
+/// One delivery of one chunk, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkDone {
+    pub seq: u32,
+    pub attempt: u32,
+    /// Some tasks went back to the queue as the next attempt: one more chunk to wait for.
+    pub requeued: bool,
+    /// Change in the number of tasks waiting for an archive retrieval.
+    pub waiting_delta: i64,
+}
+
+/// Where a run stands, for `backline status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunProgress {
+    pub status: String,
+    pub expected: Option<u64>,
+    pub done: u64,
+    pub waiting: i64,
+}
+
 #[async_trait]
 pub trait Ledger: Send + Sync {
     async fn open_run(&self, run: &RunRef) -> Result<Opened, EngineError>;
-    async fn is_chunk_done(&self, run_id: &str, seq: u32) -> Result<bool, EngineError>;
-    /// Marks a chunk done; `false` when it was done already (and so not counted again).
-    async fn complete_chunk(&self, run_id: &str, seq: u32) -> Result<bool, EngineError>;
+    async fn is_chunk_done(&self, run_id: &str, seq: u32, attempt: u32) -> Result<bool, EngineError>;
+    /// Marks a chunk attempt done; `false` when it was done already (and so not counted again).
+    async fn complete_chunk(&self, run_id: &str, chunk: ChunkDone) -> Result<bool, EngineError>;
+    async fn progress(&self, run_id: &str) -> Result<Option<RunProgress>, EngineError>;
     async fn seal(&self, run_id: &str, chunks: u32) -> Result<(), EngineError>;
     /// `Some(chunks)` for the one caller that may send the finalize message: the run is sealed,
     /// every chunk is done and nobody claimed it before.
@@ -43,8 +64,10 @@ pub struct MemoryLedger {
 
 #[derive(Default)]
 struct MemoryRun {
-    done: HashSet<u32>,
+    done: HashSet<(u32, u32)>,
     expected: Option<u32>,
+    requeued: u32,
+    waiting: i64,
     finalize_claimed: bool,
     status: String,
 }
@@ -56,11 +79,7 @@ impl MemoryLedger {
     }
 
     pub fn status(&self, run_id: &str) -> Option<String> {
-        self.runs
-            .lock()
-            .expect("ledger lock")
-            .get(run_id)
-            .map(|r| r.status.clone())
+        self.runs.lock().expect("ledger lock").get(run_id).map(|r| r.status.clone())
     }
 }
 
@@ -71,22 +90,33 @@ impl Ledger for MemoryLedger {
         if runs.contains_key(&run.run_id) {
             return Ok(Opened::AlreadyPlanned);
         }
-        runs.insert(
-            run.run_id.clone(),
-            MemoryRun {
-                status: "planning".into(),
-                ..Default::default()
-            },
-        );
+        runs.insert(run.run_id.clone(), MemoryRun { status: "planning".into(), ..Default::default() });
         Ok(Opened::New)
     }
 
-    async fn is_chunk_done(&self, run_id: &str, seq: u32) -> Result<bool, EngineError> {
-        Ok(self.with_run(run_id, |r| r.done.contains(&seq)))
+    async fn is_chunk_done(&self, run_id: &str, seq: u32, attempt: u32) -> Result<bool, EngineError> {
+        Ok(self.with_run(run_id, |r| r.done.contains(&(seq, attempt))))
     }
 
-    async fn complete_chunk(&self, run_id: &str, seq: u32) -> Result<bool, EngineError> {
-        Ok(self.with_run(run_id, |r| r.done.insert(seq)))
+    async fn complete_chunk(&self, run_id: &str, chunk: ChunkDone) -> Result<bool, EngineError> {
+        Ok(self.with_run(run_id, |r| {
+            let new = r.done.insert((chunk.seq, chunk.attempt));
+            if new {
+                r.requeued += u32::from(chunk.requeued);
+                r.waiting += chunk.waiting_delta;
+            }
+            new
+        }))
+    }
+
+    async fn progress(&self, run_id: &str) -> Result<Option<RunProgress>, EngineError> {
+        let runs = self.runs.lock().expect("ledger lock");
+        Ok(runs.get(run_id).map(|r| RunProgress {
+            status: r.status.clone(),
+            expected: r.expected.map(|e| u64::from(e + r.requeued)),
+            done: r.done.len() as u64,
+            waiting: r.waiting,
+        }))
     }
 
     async fn seal(&self, run_id: &str, chunks: u32) -> Result<(), EngineError> {
@@ -99,7 +129,7 @@ impl Ledger for MemoryLedger {
 
     async fn claim_finalize(&self, run_id: &str) -> Result<Option<u32>, EngineError> {
         Ok(self.with_run(run_id, |r| match r.expected {
-            Some(expected) if !r.finalize_claimed && r.done.len() as u32 == expected => {
+            Some(expected) if !r.finalize_claimed && r.done.len() as u32 == expected + r.requeued => {
                 r.finalize_claimed = true;
                 Some(expected)
             }
@@ -136,8 +166,8 @@ fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn chunk_sk(seq: u32) -> String {
-    format!("chunk#{seq:06}")
+fn chunk_sk(seq: u32, attempt: u32) -> String {
+    format!("chunk#{seq:06}#{attempt:03}")
 }
 
 fn expires_at() -> AttributeValue {
@@ -150,10 +180,7 @@ fn is_condition_failure<E: ProvideErrorMetadata>(err: &E) -> bool {
 
 impl DynamoLedger {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> DynamoLedger {
-        DynamoLedger {
-            client,
-            table: table.into(),
-        }
+        DynamoLedger { client, table: table.into() }
     }
 
     fn error(&self, operation: &str, err: impl std::fmt::Display) -> EngineError {
@@ -185,13 +212,13 @@ impl Ledger for DynamoLedger {
         }
     }
 
-    async fn is_chunk_done(&self, run_id: &str, seq: u32) -> Result<bool, EngineError> {
+    async fn is_chunk_done(&self, run_id: &str, seq: u32, attempt: u32) -> Result<bool, EngineError> {
         let item = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(run_id))
-            .key("sk", s(chunk_sk(seq)))
+            .key("sk", s(chunk_sk(seq, attempt)))
             .consistent_read(true)
             .send()
             .await
@@ -199,12 +226,13 @@ impl Ledger for DynamoLedger {
         Ok(item.item().is_some())
     }
 
-    async fn complete_chunk(&self, run_id: &str, seq: u32) -> Result<bool, EngineError> {
-        // The chunk marker and the run's counter change together or not at all.
+    async fn complete_chunk(&self, run_id: &str, chunk: ChunkDone) -> Result<bool, EngineError> {
+        // The chunk marker and the run's counters change together or not at all. A requeued
+        // chunk raises `requeued`, so the run waits for its next attempt too.
         let marker = Put::builder()
             .table_name(&self.table)
             .item("pk", s(run_id))
-            .item("sk", s(chunk_sk(seq)))
+            .item("sk", s(chunk_sk(chunk.seq, chunk.attempt)))
             .item("expires_at", expires_at())
             .condition_expression("attribute_not_exists(pk)")
             .build()
@@ -213,9 +241,13 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .key("pk", s(run_id))
             .key("sk", s(RUN_SK))
-            .update_expression("ADD #done :one")
+            .update_expression("ADD #done :one, #target :requeued, #waiting :waiting")
             .expression_attribute_names("#done", "done")
+            .expression_attribute_names("#target", "target")
+            .expression_attribute_names("#waiting", "waiting")
             .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":requeued", n(u32::from(chunk.requeued)))
+            .expression_attribute_values(":waiting", n(chunk.waiting_delta))
             .build()
             .map_err(|e| self.error("TransactWriteItems", e))?;
         let result = self
@@ -232,11 +264,7 @@ impl Ledger for DynamoLedger {
                     service.is_transaction_canceled_exception()
                         && format!("{service:?}").contains("ConditionalCheckFailed")
                 });
-                if cancelled_by_condition {
-                    Ok(false)
-                } else {
-                    Err(self.error("TransactWriteItems", error_text(&e)))
-                }
+                if cancelled_by_condition { Ok(false) } else { Err(self.error("TransactWriteItems", error_text(&e))) }
             }
         }
     }
@@ -247,8 +275,9 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .key("pk", s(run_id))
             .key("sk", s(RUN_SK))
-            .update_expression("SET #expected = :n, #status = :running")
+            .update_expression("SET #expected = :n, #status = :running ADD #target :n")
             .expression_attribute_names("#expected", "expected")
+            .expression_attribute_names("#target", "target")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":n", n(chunks))
             .expression_attribute_values(":running", s("running"))
@@ -266,9 +295,10 @@ impl Ledger for DynamoLedger {
             .key("pk", s(run_id))
             .key("sk", s(RUN_SK))
             .update_expression("SET #claimed = :yes")
-            .condition_expression("attribute_exists(#expected) AND #done = #expected AND attribute_not_exists(#claimed)")
+            .condition_expression("attribute_exists(#expected) AND #done = #target AND attribute_not_exists(#claimed)")
             .expression_attribute_names("#claimed", "finalize_claimed")
             .expression_attribute_names("#expected", "expected")
+            .expression_attribute_names("#target", "target")
             .expression_attribute_names("#done", "done")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
@@ -287,6 +317,27 @@ impl Ledger for DynamoLedger {
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(self.error("UpdateItem", error_text(&e))),
         }
+    }
+
+    async fn progress(&self, run_id: &str) -> Result<Option<RunProgress>, EngineError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(run_id))
+            .key("sk", s(RUN_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", error_text(&e)))?;
+        let Some(item) = output.item() else { return Ok(None) };
+        let number = |name: &str| item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+        Ok(Some(RunProgress {
+            status: item.get("status").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+            expected: item.contains_key("expected").then(|| number("target").unwrap_or(0).max(0) as u64),
+            done: number("done").unwrap_or(0).max(0) as u64,
+            waiting: number("waiting").unwrap_or(0),
+        }))
     }
 
     async fn release_finalize(&self, run_id: &str) -> Result<(), EngineError> {

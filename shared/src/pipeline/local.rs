@@ -39,28 +39,16 @@ pub async fn run(
 ) -> Result<LocalRun, EngineError> {
     let run = RunRef::new(job, scheduled_at);
     if dry_run {
-        let engine = Engine::new(
-            clients,
-            Arc::new(NullQueue),
-            Arc::new(MemoryLedger::default()),
-        );
+        let engine = Engine::new(clients, Arc::new(NullQueue), Arc::new(MemoryLedger::default()));
         let plan = planner::plan(&engine, job, &run, true).await?;
-        return Ok(LocalRun {
-            plan,
-            manifest: None,
-        });
+        return Ok(LocalRun { plan, manifest: None });
     }
 
     let (work_tx, mut work_rx) = mpsc::channel::<ChunkMessage>(LOCAL_WORKERS * 2);
     let (finalize_tx, mut finalize_rx) = mpsc::unbounded_channel();
-    let queue = LocalQueue {
-        work: work_tx,
-        finalize: finalize_tx,
-    };
-    let engine = Arc::new(
-        Engine::new(clients, Arc::new(queue), Arc::new(MemoryLedger::default()))
-            .with_progress(progress),
-    );
+    let queue = LocalQueue { work: work_tx, finalize: finalize_tx };
+    let engine =
+        Arc::new(Engine::new(clients, Arc::new(queue), Arc::new(MemoryLedger::default())).with_progress(progress));
 
     let planning = {
         let (engine, job, run) = (engine.clone(), job.clone(), run.clone());
@@ -89,21 +77,13 @@ pub async fn run(
     }
     let plan = match plan {
         Some(plan) => plan,
-        None => planning
-            .await
-            .map_err(|e| EngineError::Queue(format!("planner stopped: {e}")))??,
+        None => planning.await.map_err(|e| EngineError::Queue(format!("planner stopped: {e}")))??,
     };
     let manifest = finalizer::finalize(&engine, &finalize_message).await?;
-    Ok(LocalRun {
-        plan,
-        manifest: Some(manifest),
-    })
+    Ok(LocalRun { plan, manifest: Some(manifest) })
 }
 
-async fn run_chunk_with_retries(
-    engine: &Engine,
-    message: ChunkMessage,
-) -> Result<ChunkResult, EngineError> {
+async fn run_chunk_with_retries(engine: &Engine, message: ChunkMessage) -> Result<ChunkResult, EngineError> {
     let mut attempt = 1;
     loop {
         match worker::run_chunk(engine, &message).await {

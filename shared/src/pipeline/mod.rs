@@ -33,12 +33,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(clients: AwsClients, queue: Arc<dyn WorkQueue>, ledger: Arc<dyn Ledger>) -> Engine {
-        Engine {
-            clients,
-            queue,
-            ledger,
-            progress: Arc::new(NoProgress),
-        }
+        Engine { clients, queue, ledger, progress: Arc::new(NoProgress) }
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Engine {
@@ -51,6 +46,8 @@ impl Engine {
 pub trait Progress: Send + Sync {
     fn planned(&self, _task: &Task) {}
     fn finished(&self, _outcome: &Outcome) {}
+    /// Tasks waiting for an archive retrieval went up (or down) by `delta`.
+    fn waiting(&self, _delta: i64) {}
 }
 
 pub struct NoProgress;
@@ -78,9 +75,6 @@ pub enum EngineError {
 impl EngineError {
     /// Errors the user must fix (exit code 2), as opposed to failures during the work.
     pub fn is_input_error(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Config(_) | EngineError::Job(_) | EngineError::Input(_)
-        )
+        matches!(self, EngineError::Config(_) | EngineError::Job(_) | EngineError::Input(_))
     }
 }

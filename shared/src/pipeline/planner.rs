@@ -37,6 +37,10 @@ impl PlanSummary {
             }
             Task::MarkDeleted { .. } => self.to_mark_deleted += 1,
             Task::Skip { .. } => self.to_skip += 1,
+            Task::Restore { size, .. } => {
+                self.to_copy += 1;
+                self.bytes_to_copy += size;
+            }
         }
         if self.first_tasks.len() < FIRST_TASKS {
             self.first_tasks.push(task.clone());
@@ -73,11 +77,7 @@ impl TaskSink<'_> {
         if self.dry_run {
             return Ok(());
         }
-        self.pending.push(ChunkMessage {
-            run: self.run.clone(),
-            job: self.job.clone(),
-            chunk,
-        });
+        self.pending.push(ChunkMessage { run: self.run.clone(), job: self.job.clone(), chunk });
         if self.pending.len() >= self.engine.queue.batch_size() {
             self.flush().await?;
         }
@@ -86,10 +86,7 @@ impl TaskSink<'_> {
 
     async fn flush(&mut self) -> Result<(), EngineError> {
         if !self.pending.is_empty() {
-            self.engine
-                .queue
-                .send_chunks(std::mem::take(&mut self.pending))
-                .await?;
+            self.engine.queue.send_chunks(std::mem::take(&mut self.pending)).await?;
         }
         Ok(())
     }
@@ -105,27 +102,15 @@ impl TaskSink<'_> {
 }
 
 /// Plans one run of `job`. With `dry_run` nothing is written or sent.
-pub async fn plan(
-    engine: &Engine,
-    job: &Job,
-    run: &RunRef,
-    dry_run: bool,
-) -> Result<PlanSummary, EngineError> {
+pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Result<PlanSummary, EngineError> {
     match &job.spec {
         JobSpec::S3(spec) => sources::s3::check_buckets(engine, spec).await?,
+        JobSpec::S3Restore(spec) => sources::s3::restore::prepare(engine, spec, dry_run).await?,
     }
-    let summary = PlanSummary {
-        job: job.name.clone(),
-        run_id: run.run_id.clone(),
-        dry_run,
-        ..Default::default()
-    };
+    let summary = PlanSummary { job: job.name.clone(), run_id: run.run_id.clone(), dry_run, ..Default::default() };
     if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
         tracing::info!(run = %run.run_id, "run was planned before; not planning it again");
-        return Ok(PlanSummary {
-            already_planned: true,
-            ..summary
-        });
+        return Ok(PlanSummary { already_planned: true, ..summary });
     }
     let mut sink = TaskSink {
         engine,
@@ -138,6 +123,7 @@ pub async fn plan(
     };
     let planned = match &job.spec {
         JobSpec::S3(spec) => sources::s3::plan(engine, job, spec, run, &mut sink).await,
+        JobSpec::S3Restore(spec) => sources::s3::restore::plan(engine, job, spec, &mut sink).await,
     };
     if let Err(err) = planned {
         if !dry_run {

@@ -1,5 +1,7 @@
 //! Where chunks and finalize messages go: SQS in Lambda, channels in one process.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use tokio::sync::mpsc;
@@ -15,7 +17,13 @@ pub trait WorkQueue: Send + Sync {
     fn batch_size(&self) -> usize;
     async fn send_chunks(&self, chunks: Vec<ChunkMessage>) -> Result<(), EngineError>;
     async fn send_finalize(&self, message: FinalizeMessage) -> Result<(), EngineError>;
+    /// Sends a chunk to be delivered after `delay` (capped at SQS's 15 minutes): how a task
+    /// waits without a Lambda sleeping.
+    async fn send_later(&self, chunk: ChunkMessage, delay: Duration) -> Result<(), EngineError>;
 }
+
+/// SQS delays a message by at most 15 minutes.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 /// A chunk body larger than this goes to S3 and the message carries its key.
 pub const CLAIM_CHECK_BYTES: usize = 200 * 1024;
@@ -38,44 +46,25 @@ impl SqsQueue {
         work_queue_url: impl Into<String>,
         finalize_queue_url: impl Into<String>,
     ) -> SqsQueue {
-        SqsQueue {
-            sqs,
-            s3,
-            work_queue_url: work_queue_url.into(),
-            finalize_queue_url: finalize_queue_url.into(),
-        }
+        SqsQueue { sqs, s3, work_queue_url: work_queue_url.into(), finalize_queue_url: finalize_queue_url.into() }
     }
 
     async fn body_for(&self, message: ChunkMessage) -> Result<String, EngineError> {
-        let body = serde_json::to_string(&WorkMessage::Chunk {
-            version: WIRE_VERSION,
-            message: Box::new(message.clone()),
-        })
-        .expect("wire types serialize");
+        let body =
+            serde_json::to_string(&WorkMessage::Chunk { version: WIRE_VERSION, message: Box::new(message.clone()) })
+                .expect("wire types serialize");
         if body.len() <= CLAIM_CHECK_BYTES {
             return Ok(body);
         }
         let store = ControlStore::new(self.s3.clone(), &message.run.control);
-        let relative = format!(
-            "{}chunks/{:06}.json",
-            ControlStore::run_dir(&message.run),
-            message.chunk.seq
-        );
+        let relative = format!("{}chunks/{:06}.json", ControlStore::run_dir(&message.run), message.chunk.seq);
         let key = store.put_json(&relative, &message).await?;
-        let claim = WorkMessage::ClaimCheck {
-            version: WIRE_VERSION,
-            run: message.run,
-            seq: message.chunk.seq,
-            key,
-        };
+        let claim = WorkMessage::ClaimCheck { version: WIRE_VERSION, run: message.run, seq: message.chunk.seq, key };
         Ok(serde_json::to_string(&claim).expect("wire types serialize"))
     }
 
     /// Sends one batch, retrying the entries SQS reports as failed.
-    async fn send_batch(
-        &self,
-        mut entries: Vec<SendMessageBatchRequestEntry>,
-    ) -> Result<(), EngineError> {
+    async fn send_batch(&self, mut entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), EngineError> {
         for attempt in 1..=SEND_ATTEMPTS {
             let output = self
                 .sqs
@@ -85,17 +74,10 @@ impl SqsQueue {
                 .send()
                 .await
                 .map_err(|e| {
-                    EngineError::Queue(format!(
-                        "SendMessageBatch to {}: {}",
-                        self.work_queue_url,
-                        error_text(&e)
-                    ))
+                    EngineError::Queue(format!("SendMessageBatch to {}: {}", self.work_queue_url, error_text(&e)))
                 })?;
-            let failed: Vec<_> = output
-                .failed()
-                .iter()
-                .map(|f| (f.id().to_string(), f.message().unwrap_or("").to_string()))
-                .collect();
+            let failed: Vec<_> =
+                output.failed().iter().map(|f| (f.id().to_string(), f.message().unwrap_or("").to_string())).collect();
             if failed.is_empty() {
                 return Ok(());
             }
@@ -124,9 +106,7 @@ impl WorkQueue for SqsQueue {
         for chunk in chunks {
             let id = format!("c{}", chunk.chunk.seq);
             let body = self.body_for(chunk).await?;
-            if !batch.is_empty()
-                && (batch.len() == BATCH_ENTRIES || batch_bytes + body.len() > BATCH_BYTES)
-            {
+            if !batch.is_empty() && (batch.len() == BATCH_ENTRIES || batch_bytes + body.len() > BATCH_BYTES) {
                 self.send_batch(std::mem::take(&mut batch)).await?;
                 batch_bytes = 0;
             }
@@ -146,19 +126,22 @@ impl WorkQueue for SqsQueue {
 
     async fn send_finalize(&self, message: FinalizeMessage) -> Result<(), EngineError> {
         let body = serde_json::to_string(&message).expect("wire types serialize");
+        self.sqs.send_message().queue_url(&self.finalize_queue_url).message_body(body).send().await.map_err(|e| {
+            EngineError::Queue(format!("SendMessage to {}: {}", self.finalize_queue_url, error_text(&e)))
+        })?;
+        Ok(())
+    }
+
+    async fn send_later(&self, chunk: ChunkMessage, delay: Duration) -> Result<(), EngineError> {
+        let body = self.body_for(chunk).await?;
         self.sqs
             .send_message()
-            .queue_url(&self.finalize_queue_url)
+            .queue_url(&self.work_queue_url)
             .message_body(body)
+            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
             .send()
             .await
-            .map_err(|e| {
-                EngineError::Queue(format!(
-                    "SendMessage to {}: {}",
-                    self.finalize_queue_url,
-                    error_text(&e)
-                ))
-            })?;
+            .map_err(|e| EngineError::Queue(format!("SendMessage to {}: {}", self.work_queue_url, error_text(&e))))?;
         Ok(())
     }
 }
@@ -177,18 +160,22 @@ impl WorkQueue for LocalQueue {
 
     async fn send_chunks(&self, chunks: Vec<ChunkMessage>) -> Result<(), EngineError> {
         for chunk in chunks {
-            self.work
-                .send(chunk)
-                .await
-                .map_err(|_| EngineError::Queue("the local workers stopped".into()))?;
+            self.work.send(chunk).await.map_err(|_| EngineError::Queue("the local workers stopped".into()))?;
         }
         Ok(())
     }
 
     async fn send_finalize(&self, message: FinalizeMessage) -> Result<(), EngineError> {
-        self.finalize
-            .send(message)
-            .map_err(|_| EngineError::Queue("the local run stopped".into()))
+        self.finalize.send(message).map_err(|_| EngineError::Queue("the local run stopped".into()))
+    }
+
+    async fn send_later(&self, chunk: ChunkMessage, delay: Duration) -> Result<(), EngineError> {
+        let work = self.work.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = work.send(chunk).await;
+        });
+        Ok(())
     }
 }
 
@@ -206,6 +193,10 @@ impl WorkQueue for NullQueue {
     }
 
     async fn send_finalize(&self, _message: FinalizeMessage) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn send_later(&self, _chunk: ChunkMessage, _delay: Duration) -> Result<(), EngineError> {
         Ok(())
     }
 }

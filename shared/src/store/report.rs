@@ -37,28 +37,13 @@ pub fn render_report(manifest: &Manifest) -> String {
         ("Status", format!("**{}**", m.status)),
         ("Source", format!("`{}`", m.source)),
         ("Target", format!("`{}`", m.target)),
-        (
-            "Started",
-            m.started_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        ),
-        (
-            "Finished",
-            m.finished_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        ),
-        (
-            "Duration",
-            format!(
-                "{:.1} s",
-                (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0
-            ),
-        ),
+        ("Started", m.started_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        ("Finished", m.finished_at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+        ("Duration", format!("{:.1} s", (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0)),
     ] {
         let _ = writeln!(out, "| {label} | {value} |");
     }
-    let _ = writeln!(
-        out,
-        "\n## Counts\n\n| tasks | copied | bytes copied | tagged deleted | skipped | failed |"
-    );
+    let _ = writeln!(out, "\n## Counts\n\n| tasks | copied | bytes copied | tagged deleted | skipped | failed |");
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(
         out,
@@ -80,11 +65,7 @@ pub fn render_report(manifest: &Manifest) -> String {
             );
         }
         if matching.len() > LISTED {
-            let _ = writeln!(
-                out,
-                "- … and {} more in manifest.json",
-                matching.len() - LISTED
-            );
+            let _ = writeln!(out, "- … and {} more in manifest.json", matching.len() - LISTED);
         }
     }
     out

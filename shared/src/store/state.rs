@@ -37,11 +37,7 @@ pub struct State {
 
 impl State {
     pub fn encode(&self) -> Vec<u8> {
-        let header = Header {
-            version: 1,
-            source: self.source.clone(),
-            run_id: self.run_id.clone(),
-        };
+        let header = Header { version: 1, source: self.source.clone(), run_id: self.run_id.clone() };
         let mut out = serde_json::to_vec(&header).expect("header serializes");
         out.push(b'\n');
         for entry in &self.entries {
@@ -53,37 +49,25 @@ impl State {
 
     pub fn decode(bytes: &[u8]) -> Result<State, String> {
         let mut lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-        let header: Header = serde_json::from_slice(lines.next().ok_or("empty state file")?)
-            .map_err(|e| format!("bad header: {e}"))?;
+        let header: Header =
+            serde_json::from_slice(lines.next().ok_or("empty state file")?).map_err(|e| format!("bad header: {e}"))?;
         if header.version != 1 {
-            return Err(format!(
-                "state version {} is not supported (expected 1)",
-                header.version
-            ));
+            return Err(format!("state version {} is not supported (expected 1)", header.version));
         }
         let mut entries: Vec<StateEntry> = lines
             .enumerate()
-            .map(|(i, line)| {
-                serde_json::from_slice(line).map_err(|e| format!("line {}: {e}", i + 2))
-            })
+            .map(|(i, line)| serde_json::from_slice(line).map_err(|e| format!("line {}: {e}", i + 2)))
             .collect::<Result<_, _>>()?;
         entries.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(State {
-            source: header.source,
-            run_id: header.run_id,
-            entries,
-        })
+        Ok(State { source: header.source, run_id: header.run_id, entries })
     }
 
     /// The state after a run: successful copies update their entry, deletions tagged in the
     /// backup become tombstones (or vanish when the backup never had the object), and failed
     /// tasks keep the old entry so the next run tries again.
     pub fn apply(&self, run_id: &str, outcomes: &[Outcome]) -> State {
-        let mut entries: std::collections::BTreeMap<String, StateEntry> = self
-            .entries
-            .iter()
-            .map(|e| (e.key.clone(), e.clone()))
-            .collect();
+        let mut entries: std::collections::BTreeMap<String, StateEntry> =
+            self.entries.iter().map(|e| (e.key.clone(), e.clone())).collect();
         for outcome in outcomes {
             match (outcome.action, outcome.status) {
                 (Action::Copy, Status::Ok) => {
@@ -106,11 +90,7 @@ impl State {
                 _ => {}
             }
         }
-        State {
-            source: self.source.clone(),
-            run_id: run_id.to_string(),
-            entries: entries.into_values().collect(),
-        }
+        State { source: self.source.clone(), run_id: run_id.to_string(), entries: entries.into_values().collect() }
     }
 }
 
@@ -120,12 +100,7 @@ mod tests {
     use crate::model::Task;
 
     fn entry(key: &str, size: u64, etag: &str) -> StateEntry {
-        StateEntry {
-            key: key.into(),
-            size,
-            etag: etag.into(),
-            deleted: false,
-        }
+        StateEntry { key: key.into(), size, etag: etag.into(), deleted: false }
     }
 
     #[test]
@@ -137,11 +112,7 @@ mod tests {
         };
         assert_eq!(State::decode(&state.encode()).unwrap(), state);
         assert!(State::decode(b"").is_err());
-        assert!(
-            State::decode(b"{\"version\":9,\"source\":\"\",\"run_id\":\"\"}\n")
-                .unwrap_err()
-                .contains("version 9")
-        );
+        assert!(State::decode(b"{\"version\":9,\"source\":\"\",\"run_id\":\"\"}\n").unwrap_err().contains("version 9"));
     }
 
     #[test]
@@ -149,11 +120,7 @@ mod tests {
         let old = State {
             source: "s".into(),
             run_id: "r1".into(),
-            entries: vec![
-                entry("gone", 1, "g"),
-                entry("kept", 1, "k"),
-                entry("retry", 1, "old"),
-            ],
+            entries: vec![entry("gone", 1, "g"), entry("kept", 1, "k"), entry("retry", 1, "old")],
         };
         let copy = |key: &str, status| {
             let task = Task::Copy {
@@ -163,44 +130,18 @@ mod tests {
                 etag: "new".into(),
                 replace_tags: false,
             };
-            Outcome {
-                bytes: 5,
-                ..Outcome::for_task(&task, status)
-            }
+            Outcome { bytes: 5, ..Outcome::for_task(&task, status) }
         };
-        let deleted = Outcome::for_task(
-            &Task::MarkDeleted {
-                key: "gone".into(),
-                target_key: "gone".into(),
-            },
-            Status::Ok,
-        );
-        let new = old.apply(
-            "r2",
-            &[
-                copy("added", Status::Ok),
-                copy("retry", Status::Failed),
-                deleted,
-            ],
-        );
+        let deleted =
+            Outcome::for_task(&Task::MarkDeleted { key: "gone".into(), target_key: "gone".into() }, Status::Ok);
+        let new = old.apply("r2", &[copy("added", Status::Ok), copy("retry", Status::Failed), deleted]);
         assert_eq!(new.run_id, "r2");
-        let tombstone = StateEntry {
-            deleted: true,
-            ..entry("gone", 1, "g")
-        };
+        let tombstone = StateEntry { deleted: true, ..entry("gone", 1, "g") };
         assert_eq!(
             new.entries,
-            vec![
-                entry("added", 5, "new"),
-                tombstone,
-                entry("kept", 1, "k"),
-                entry("retry", 1, "old")
-            ]
+            vec![entry("added", 5, "new"), tombstone, entry("kept", 1, "k"), entry("retry", 1, "old")]
         );
         let back = new.apply("r3", &[copy("gone", Status::Ok)]);
-        assert!(
-            !back.entries.iter().any(|e| e.deleted),
-            "a copied key is live again"
-        );
+        assert!(!back.entries.iter().any(|e| e.deleted), "a copied key is live again");
     }
 }

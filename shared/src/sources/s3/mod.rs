@@ -2,7 +2,9 @@
 
 mod copy;
 mod plan;
+pub mod restore;
 mod tags;
+pub mod verify;
 
 pub use copy::execute;
 pub use plan::{check_buckets, plan};

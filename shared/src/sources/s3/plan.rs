@@ -16,28 +16,13 @@ use crate::store::{ControlStore, State, StateEntry};
 
 /// Fails early, with the bucket's name, when the source or target cannot be reached.
 pub async fn check_buckets(engine: &Engine, spec: &S3Job) -> Result<(), EngineError> {
-    for (role, bucket) in [
-        ("source", &spec.source.bucket),
-        ("target", &spec.target.bucket),
-    ] {
-        if let Err(err) = engine
-            .clients
-            .s3
-            .head_bucket()
-            .bucket(bucket.as_str())
-            .send()
-            .await
-        {
+    for (role, bucket) in [("source", &spec.source.bucket), ("target", &spec.target.bucket)] {
+        if let Err(err) = engine.clients.s3.head_bucket().bucket(bucket.as_str()).send().await {
             let status = err.raw_response().map(|r| r.status().as_u16());
             let message = match status {
                 Some(404) => format!("{role} bucket `{bucket}` does not exist"),
-                Some(403) => format!(
-                    "{role} bucket `{bucket}`: access denied (check the credentials' permissions)"
-                ),
-                _ => format!(
-                    "{role} bucket `{bucket}`: cannot reach it: {}",
-                    error_text(&err)
-                ),
+                Some(403) => format!("{role} bucket `{bucket}`: access denied (check the credentials' permissions)"),
+                _ => format!("{role} bucket `{bucket}`: cannot reach it: {}", error_text(&err)),
             };
             return Err(EngineError::Input(message));
         }
@@ -63,13 +48,12 @@ pub async fn plan(
         None => State::default(),
     };
     // Objects older than the window are left alone (but still count as present).
-    let cutoff = spec.only_modified_within.map(|window| {
-        Utc::now() - chrono::Duration::from_std(window.0).unwrap_or(chrono::Duration::MAX)
-    });
+    let cutoff = spec
+        .only_modified_within
+        .map(|window| Utc::now() - chrono::Duration::from_std(window.0).unwrap_or(chrono::Duration::MAX));
     // The control records must not back themselves up when source and control share a bucket.
-    let control_prefix = (store.bucket() == spec.source.bucket.as_str()
-        && !store.prefix().is_empty())
-    .then(|| store.prefix().to_string());
+    let control_prefix = (store.bucket() == spec.source.bucket.as_str() && !store.prefix().is_empty())
+        .then(|| store.prefix().to_string());
 
     let mut known = state.entries.into_iter().peekable();
     let mut previous_key: Option<String> = None;
@@ -83,18 +67,11 @@ pub async fn plan(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            EngineError::Input(format!(
-                "listing source bucket `{}`: {}",
-                spec.source.bucket,
-                error_text(&e)
-            ))
+            EngineError::Input(format!("listing source bucket `{}`: {}", spec.source.bucket, error_text(&e)))
         })?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
-            if control_prefix
-                .as_deref()
-                .is_some_and(|p| key.starts_with(p))
-            {
+            if control_prefix.as_deref().is_some_and(|p| key.starts_with(p)) {
                 continue;
             }
             // The merge below is only right if S3 lists in key order; refuse rather than mark
@@ -113,11 +90,7 @@ pub async fn plan(
         }
     }
     for entry in known.filter(|entry| !entry.deleted) {
-        sink.push(Task::MarkDeleted {
-            target_key: target_key(spec, &entry.key),
-            key: entry.key,
-        })
-        .await?;
+        sink.push(Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
     }
     Ok(())
 }
@@ -133,11 +106,7 @@ async fn mark_deleted_before(
         if entry.deleted {
             continue;
         }
-        sink.push(Task::MarkDeleted {
-            target_key: target_key(spec, &entry.key),
-            key: entry.key,
-        })
-        .await?;
+        sink.push(Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
     }
     Ok(())
 }
@@ -157,9 +126,8 @@ async fn plan_object(
         sink.unchanged();
         return Ok(());
     }
-    let modified = object
-        .last_modified()
-        .and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+    let modified =
+        object.last_modified().and_then(|t| chrono::DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
     if let (Some(cutoff), Some(modified)) = (cutoff, modified)
         && modified < cutoff
     {
@@ -167,24 +135,15 @@ async fn plan_object(
         return Ok(());
     }
     let task = match object.storage_class() {
-        Some(class @ (ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)) => {
-            Task::Skip {
-                key: key.to_string(),
-                size,
-                etag,
-                reason: format!(
-                    "in {} at the source: restore it there first (backline restore)",
-                    class.as_str()
-                ),
-            }
-        }
-        _ => Task::Copy {
+        Some(class @ (ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)) => Task::Skip {
             key: key.to_string(),
-            target_key: target_key(spec, key),
             size,
             etag,
-            replace_tags: reappeared,
+            reason: format!("in {} at the source: restore it there first (backline restore)", class.as_str()),
         },
+        _ => {
+            Task::Copy { key: key.to_string(), target_key: target_key(spec, key), size, etag, replace_tags: reappeared }
+        }
     };
     sink.push(task).await
 }

@@ -9,9 +9,7 @@ pub const DELETED_AT: &str = "DeletedAt";
 
 /// Where a source key lands in the backup: the source prefix swapped for the target prefix.
 pub fn target_key(spec: &S3Job, source_key: &str) -> String {
-    let relative = source_key
-        .strip_prefix(spec.source.prefix.as_str())
-        .unwrap_or(source_key);
+    let relative = source_key.strip_prefix(spec.source.prefix.as_str()).unwrap_or(source_key);
     format!("{}{relative}", spec.target.prefix)
 }
 
@@ -19,14 +17,9 @@ pub fn target_key(spec: &S3Job, source_key: &str) -> String {
 /// keeps its first `DeletedAt`.
 pub fn deleted_tags(existing: Vec<(String, String)>, now: DateTime<Utc>) -> Vec<(String, String)> {
     let already = existing.iter().any(|(k, v)| k == DELETED && v == "True");
-    let previous_at = existing
-        .iter()
-        .find(|(k, _)| k == DELETED_AT)
-        .map(|(_, v)| v.clone());
-    let mut tags: Vec<(String, String)> = existing
-        .into_iter()
-        .filter(|(k, _)| k != DELETED && k != DELETED_AT)
-        .collect();
+    let previous_at = existing.iter().find(|(k, _)| k == DELETED_AT).map(|(_, v)| v.clone());
+    let mut tags: Vec<(String, String)> =
+        existing.into_iter().filter(|(k, _)| k != DELETED && k != DELETED_AT).collect();
     let at = match previous_at {
         Some(at) if already => at,
         _ => now.format("%Y-%m-%dT%H:%M").to_string(),
@@ -49,14 +42,7 @@ mod tests {
     fn deleted_tags_merge_with_the_objects_own() {
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 3, 4, 5).unwrap();
         let tags = deleted_tags(vec![pair("team", "ops")], now);
-        assert_eq!(
-            tags,
-            vec![
-                pair("team", "ops"),
-                pair("Deleted", "True"),
-                pair("DeletedAt", "2026-11-22T03:04")
-            ]
-        );
+        assert_eq!(tags, vec![pair("team", "ops"), pair("Deleted", "True"), pair("DeletedAt", "2026-11-22T03:04")]);
         let again = deleted_tags(tags.clone(), now + chrono::Duration::days(1));
         assert_eq!(again, tags, "a second marking keeps the first time");
     }

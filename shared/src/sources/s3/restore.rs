@@ -1,0 +1,514 @@
+//! `kind = "s3-restore"`: copy a backup (as it is now, or as it was at the end of a past run)
+//! into a bucket, waiting out GLACIER and DEEP_ARCHIVE retrievals in the queue.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_s3::types::{GlacierJobParameters, ObjectStorageClass, RestoreRequest, Tier};
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, stream};
+
+use super::copy::copy_outcome;
+use super::tags::{DELETED, DELETED_AT};
+use crate::aws::copy::{self, CopyFailure, CopyRequest, Tags, object_tags};
+use crate::aws::error_text;
+use crate::config::{Job, RestoreTier, S3RestoreJob};
+use crate::model::{Action, Outcome, Status, Task};
+use crate::pipeline::planner::TaskSink;
+use crate::pipeline::{Engine, EngineError};
+use crate::store::{ControlStore, Manifest};
+
+/// Where a backup key came from, and where it is restored to.
+struct KeyMap<'a> {
+    spec: &'a S3RestoreJob,
+}
+
+impl KeyMap<'_> {
+    /// The original (source) key of a backup key, if the key belongs to the backup.
+    fn original(&self, backup_key: &str) -> Option<String> {
+        let backup = &self.spec.backup;
+        let relative = backup_key.strip_prefix(backup.target.prefix.as_str())?;
+        Some(format!("{}{relative}", backup.source.prefix))
+    }
+
+    fn restored(&self, original: &str) -> String {
+        let backup = &self.spec.backup;
+        let relative = original.strip_prefix(backup.source.prefix.as_str()).unwrap_or(original);
+        let prefix = self.spec.options.to_prefix.as_deref().unwrap_or(backup.source.prefix.as_str());
+        format!("{prefix}{relative}")
+    }
+
+    fn wanted(&self, original: &str) -> bool {
+        original.starts_with(self.spec.options.prefix.as_str())
+    }
+}
+
+fn is_archived(class: Option<&ObjectStorageClass>) -> bool {
+    matches!(class, Some(ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive))
+}
+
+/// Checks the backup bucket, and creates the target bucket or checks that it may be written.
+pub async fn prepare(engine: &Engine, spec: &S3RestoreJob, dry_run: bool) -> Result<(), EngineError> {
+    let s3 = &engine.clients.s3;
+    let backup = spec.backup.target.bucket.as_str();
+    if let Err(err) = s3.head_bucket().bucket(backup).send().await {
+        return Err(EngineError::Input(format!("backup bucket `{backup}`: {}", error_text(&err))));
+    }
+    let to = spec.options.to_bucket.as_str();
+    match s3.head_bucket().bucket(to).send().await {
+        Ok(_) => {
+            if spec.options.allow_existing {
+                return Ok(());
+            }
+            let listing = s3
+                .list_objects_v2()
+                .bucket(to)
+                .max_keys(1)
+                .send()
+                .await
+                .map_err(|e| EngineError::Input(format!("target bucket `{to}`: {}", error_text(&e))))?;
+            if !listing.contents().is_empty() {
+                return Err(EngineError::Input(format!(
+                    "target bucket `{to}` is not empty; restore into a new bucket, or pass --allow-existing \
+                     (to continue an interrupted restore, or to add to it)"
+                )));
+            }
+            Ok(())
+        }
+        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            if !dry_run {
+                s3.create_bucket()
+                    .bucket(to)
+                    .send()
+                    .await
+                    .map_err(|e| EngineError::Input(format!("creating target bucket `{to}`: {}", error_text(&e))))?;
+            }
+            Ok(())
+        }
+        Err(err) => Err(EngineError::Input(format!("target bucket `{to}`: {}", error_text(&err)))),
+    }
+}
+
+/// The run an `--as-of` names: its id, or the last run finished at or before a time.
+pub fn select_run<'a>(manifests: &'a [Manifest], as_of: &str) -> Result<&'a Manifest, EngineError> {
+    if let Some(run) = manifests.iter().find(|m| m.run_id == as_of) {
+        return Ok(run);
+    }
+    let at: DateTime<Utc> = if let Ok(time) = DateTime::parse_from_rfc3339(as_of) {
+        time.with_timezone(&Utc)
+    } else if let Ok(day) = NaiveDate::parse_from_str(as_of, "%Y-%m-%d") {
+        day.and_hms_opt(23, 59, 59).expect("valid time").and_utc()
+    } else {
+        let runs: Vec<&str> = manifests.iter().rev().take(5).map(|m| m.run_id.as_str()).collect();
+        return Err(EngineError::Input(format!(
+            "--as-of `{as_of}` is neither a run id nor a time (RFC 3339 or YYYY-MM-DD); latest runs: {}",
+            runs.join(", ")
+        )));
+    };
+    manifests
+        .iter()
+        .rev()
+        .find(|m| m.finished_at <= at)
+        .ok_or_else(|| EngineError::Input(format!("no backup run had finished by {at}")))
+}
+
+/// What the backup held, per original key, at the end of the last manifest given.
+#[derive(Debug, Clone, PartialEq)]
+struct Held {
+    target_key: String,
+    target_etag: Option<String>,
+    size: u64,
+    deleted: bool,
+}
+
+fn fold(manifests: &[Manifest]) -> BTreeMap<String, Held> {
+    let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    for manifest in manifests {
+        for outcome in manifest.tasks.iter().filter(|o| o.status == Status::Ok) {
+            match outcome.action {
+                Action::Copy => {
+                    held.insert(
+                        outcome.key.clone(),
+                        Held {
+                            target_key: outcome.target_key.clone().unwrap_or_else(|| outcome.key.clone()),
+                            target_etag: outcome.target_etag.clone(),
+                            size: outcome.bytes,
+                            deleted: false,
+                        },
+                    );
+                }
+                Action::MarkDeleted => {
+                    if let Some(entry) = held.get_mut(&outcome.key) {
+                        entry.deleted = true;
+                    }
+                }
+                Action::Skip | Action::Restore => {}
+            }
+        }
+    }
+    held
+}
+
+pub async fn plan(engine: &Engine, job: &Job, spec: &S3RestoreJob, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+    let store = ControlStore::new(engine.clients.s3.clone(), &job.control());
+    match &spec.options.as_of {
+        None => plan_current(engine, spec, &store, sink).await,
+        Some(as_of) => {
+            let manifests = store.manifests(&spec.backup_job).await?;
+            let chosen = select_run(&manifests, as_of)?;
+            let upto = manifests.iter().position(|m| m.run_id == chosen.run_id).expect("chosen from the list");
+            tracing::info!(run = %chosen.run_id, finished = %chosen.finished_at, "restoring as of this run");
+            plan_as_of(engine, spec, &store, fold(&manifests[..=upto]), &chosen.run_id, sink).await
+        }
+    }
+}
+
+fn deleted_skip(original: &str, size: u64, etag: &str) -> Task {
+    Task::Skip {
+        key: original.to_string(),
+        size,
+        etag: etag.to_string(),
+        reason: "tagged Deleted=True in the backup (pass --include-deleted to restore it)".into(),
+    }
+}
+
+async fn plan_current(
+    engine: &Engine,
+    spec: &S3RestoreJob,
+    store: &ControlStore,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    let keys = KeyMap { spec };
+    let backup = &spec.backup;
+    // The backup job's state knows which keys it tagged deleted; without it, the worker looks.
+    let source = format!("s3://{}/{}", backup.source.bucket, backup.source.prefix);
+    let tombstones: Option<std::collections::HashSet<String>> = match store.read_state(&spec.backup_job).await? {
+        Some(state) if state.source == source => {
+            Some(state.entries.into_iter().filter(|e| e.deleted).map(|e| e.key).collect())
+        }
+        _ => None,
+    };
+    let mut pages = engine
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(backup.target.bucket.as_str())
+        .prefix(&backup.target.prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            EngineError::Input(format!("listing backup bucket `{}`: {}", backup.target.bucket, error_text(&e)))
+        })?;
+        for object in page.contents() {
+            let Some(key) = object.key() else { continue };
+            if key.starts_with(store.prefix()) && store.bucket() == backup.target.bucket.as_str() {
+                continue;
+            }
+            let Some(original) = keys.original(key).filter(|o| keys.wanted(o)) else { continue };
+            let size = object.size().unwrap_or(0).max(0) as u64;
+            let etag = object.e_tag().unwrap_or_default().to_string();
+            let deleted = tombstones.as_ref().map(|t| t.contains(&original));
+            if deleted == Some(true) && !spec.options.include_deleted {
+                sink.push(deleted_skip(&original, size, &etag)).await?;
+                continue;
+            }
+            let archived = is_archived(object.storage_class());
+            sink.push(Task::Restore {
+                target_key: keys.restored(&original),
+                key: key.to_string(),
+                version_id: None,
+                size,
+                etag,
+                archived,
+                deleted,
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+struct Version {
+    id: Option<String>,
+    etag: String,
+    archived: bool,
+}
+
+async fn plan_as_of(
+    engine: &Engine,
+    spec: &S3RestoreJob,
+    store: &ControlStore,
+    held: BTreeMap<String, Held>,
+    run_id: &str,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    let keys = KeyMap { spec };
+    let backup = &spec.backup;
+    // Every version of every backed-up key, to find the one each run wrote (by its ETag).
+    let mut versions: HashMap<String, Vec<Version>> = HashMap::new();
+    let mut marker: (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = engine
+            .clients
+            .s3
+            .list_object_versions()
+            .bucket(backup.target.bucket.as_str())
+            .prefix(&backup.target.prefix)
+            .set_key_marker(marker.0.take())
+            .set_version_id_marker(marker.1.take())
+            .send()
+            .await
+            .map_err(|e| {
+                EngineError::Input(format!("listing versions in `{}`: {}", backup.target.bucket, error_text(&e)))
+            })?;
+        for version in page.versions() {
+            let (Some(key), Some(etag)) = (version.key(), version.e_tag()) else { continue };
+            if key.starts_with(store.prefix()) {
+                continue;
+            }
+            let id = version.version_id().filter(|id| *id != "null").map(str::to_string);
+            let archived = matches!(version.storage_class().map(|c| c.as_str()), Some("GLACIER" | "DEEP_ARCHIVE"));
+            versions.entry(key.to_string()).or_default().push(Version { id, etag: etag.to_string(), archived });
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        marker = (page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string));
+    }
+    for (original, entry) in held.into_iter().filter(|(original, _)| keys.wanted(original)) {
+        let etag = entry.target_etag.clone().unwrap_or_default();
+        if entry.deleted && !spec.options.include_deleted {
+            sink.push(deleted_skip(&original, entry.size, &etag)).await?;
+            continue;
+        }
+        let version = versions.get(&entry.target_key).and_then(|all| all.iter().find(|v| v.etag == etag));
+        let task = match version {
+            Some(version) => Task::Restore {
+                target_key: keys.restored(&original),
+                key: entry.target_key.clone(),
+                version_id: version.id.clone(),
+                size: entry.size,
+                etag,
+                archived: version.archived,
+                deleted: Some(entry.deleted),
+            },
+            None => Task::Skip {
+                key: original.clone(),
+                size: entry.size,
+                etag,
+                reason: format!(
+                    "the copy run {run_id} made is no longer in the backup (overwritten in an unversioned bucket, or expired)"
+                ),
+            },
+        };
+        sink.push(task).await?;
+    }
+    Ok(())
+}
+
+/// A restore task either finishes or waits for an archive retrieval.
+pub enum Step {
+    Done(Outcome),
+    Waiting(Task),
+}
+
+/// Runs restore tasks; returns the outcomes and the tasks still waiting for retrieval.
+pub async fn execute(
+    engine: &Engine,
+    spec: &S3RestoreJob,
+    concurrency: usize,
+    tasks: &[Task],
+) -> (Vec<Outcome>, Vec<Task>) {
+    let steps: Vec<Step> = stream::iter(tasks)
+        .map(|task| async move {
+            let step = match task {
+                Task::Restore { .. } => restore_one(engine, spec, task).await,
+                Task::Skip { reason, size, .. } => Step::Done(Outcome {
+                    bytes: *size,
+                    ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone())
+                }),
+                _ => Step::Done(Outcome::for_task(task, Status::Failed).with_detail("a backup task in a restore job")),
+            };
+            if let Step::Done(outcome) = &step {
+                engine.progress.finished(outcome);
+            }
+            step
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut outcomes = Vec::new();
+    let mut waiting = Vec::new();
+    for step in steps {
+        match step {
+            Step::Done(outcome) => outcomes.push(outcome),
+            Step::Waiting(task) => waiting.push(task),
+        }
+    }
+    (outcomes, waiting)
+}
+
+/// Multipart ETags depend on the part size, so two copies of one object can differ in ETag.
+fn same_object(size_a: u64, etag_a: &str, size_b: u64, etag_b: &str) -> bool {
+    size_a == size_b && (etag_a == etag_b || (etag_a.contains('-') && etag_b.contains('-')))
+}
+
+async fn restore_one(engine: &Engine, spec: &S3RestoreJob, task: &Task) -> Step {
+    let Task::Restore { key, version_id, target_key, size, etag, archived, deleted } = task else {
+        unreachable!("called for restore tasks")
+    };
+    let s3 = &engine.clients.s3;
+    let base = Outcome::for_task(task, Status::Ok);
+    let backup_bucket = spec.backup.target.bucket.as_str();
+    let to = spec.options.to_bucket.as_str();
+
+    // Never overwrite what differs, unless asked; what is already there is done.
+    match s3.head_object().bucket(to).key(target_key).send().await {
+        Ok(head) => {
+            let there = head.content_length().unwrap_or(0).max(0) as u64;
+            if same_object(there, head.e_tag().unwrap_or_default(), *size, etag) {
+                return Step::Done(
+                    Outcome { status: Status::Skipped, bytes: *size, ..base }.with_detail("already restored"),
+                );
+            }
+            if !spec.options.overwrite {
+                return Step::Done(Outcome { status: Status::Failed, ..base }.with_detail(
+                    "exists in the target bucket and differs from the backup; not overwritten (pass --overwrite)",
+                ));
+            }
+        }
+        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
+        Err(err) => {
+            return Step::Done(
+                Outcome { status: Status::Failed, ..base }
+                    .with_detail(format!("HeadObject on the target: {}", error_text(&err))),
+            );
+        }
+    }
+
+    let version = version_id.as_deref();
+    let tags = match deleted {
+        Some(false) => Tags::Copy,
+        // A deleted object comes back with its own tags, without the deletion marks.
+        Some(true) | None => match object_tags(s3, backup_bucket, key, version).await {
+            Ok(tags) => {
+                let is_deleted = tags.iter().any(|(k, v)| k == DELETED && v == "True");
+                if is_deleted && !spec.options.include_deleted {
+                    return Step::Done(
+                        Outcome { status: Status::Skipped, ..base }
+                            .with_detail("tagged Deleted=True in the backup (pass --include-deleted to restore it)"),
+                    );
+                }
+                Tags::Set(tags.into_iter().filter(|(k, _)| k != DELETED && k != DELETED_AT).collect())
+            }
+            Err(failure) => return Step::Done(copy_outcome(base, Err(failure))),
+        },
+    };
+
+    let mut note = None;
+    if *archived {
+        match retrieval(engine, spec, key, version).await {
+            Ok(Retrieval::Ready(tier_note)) => note = tier_note,
+            Ok(Retrieval::Waiting) => return Step::Waiting(task.clone()),
+            Err(message) => return Step::Done(Outcome { status: Status::Failed, ..base }.with_detail(message)),
+        }
+    }
+
+    let request = CopyRequest {
+        source_bucket: backup_bucket,
+        source_key: key,
+        source_version: version,
+        if_match: None,
+        target_bucket: to,
+        target_key,
+        size: *size,
+        multipart_threshold: spec.backup.target.multipart_threshold.0,
+        storage_class: None,
+        kms_key_id: None,
+        tags,
+    };
+    let result = copy::copy(s3, &request).await;
+    if result == Err(CopyFailure::Archived) {
+        // The retrieval expired between the check and the copy: ask again.
+        return Step::Waiting(task.clone());
+    }
+    let outcome = copy_outcome(base, result);
+    Step::Done(match note {
+        Some(note) if outcome.status == Status::Ok => outcome.with_detail(note),
+        _ => outcome,
+    })
+}
+
+enum Retrieval {
+    /// Readable now; with a note when the tier asked for was not available.
+    Ready(Option<String>),
+    Waiting,
+}
+
+/// Checks an archived object's retrieval (`x-amz-restore`), asking for one if none is under way.
+async fn retrieval(
+    engine: &Engine,
+    spec: &S3RestoreJob,
+    key: &str,
+    version: Option<&str>,
+) -> Result<Retrieval, String> {
+    let s3 = &engine.clients.s3;
+    let bucket = spec.backup.target.bucket.as_str();
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_string))
+        .send()
+        .await
+        .map_err(|e| format!("HeadObject: {}", error_text(&e)))?;
+    let deep = head.storage_class().map(|c| c.as_str()) == Some("DEEP_ARCHIVE");
+    let mut tier = spec.options.tier;
+    let mut note = None;
+    if deep && tier == RestoreTier::Expedited {
+        tier = RestoreTier::Standard;
+        note = Some("DEEP_ARCHIVE has no Expedited retrieval; used Standard".to_string());
+    }
+    match head.restore() {
+        Some(status) if status.contains("ongoing-request=\"false\"") => return Ok(Retrieval::Ready(note)),
+        Some(_) => return Ok(Retrieval::Waiting),
+        None => {}
+    }
+    if let Some(note) = &note {
+        tracing::warn!(key, "{note}");
+    }
+    let request = RestoreRequest::builder()
+        .days(spec.options.restore_days as i32)
+        .glacier_job_parameters(
+            GlacierJobParameters::builder().tier(Tier::from(tier.as_str())).build().map_err(|e| e.to_string())?,
+        )
+        .build();
+    match s3
+        .restore_object()
+        .bucket(bucket)
+        .key(key)
+        .set_version_id(version.map(str::to_string))
+        .restore_request(request)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(Retrieval::Waiting),
+        Err(err) if aws_sdk_s3::error::ProvideErrorMetadata::code(&err) == Some("RestoreAlreadyInProgress") => {
+            Ok(Retrieval::Waiting)
+        }
+        Err(err) => Err(format!("RestoreObject: {}", error_text(&err))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_etags_of_the_same_size_count_as_the_same_object() {
+        assert!(same_object(5, "\"a\"", 5, "\"a\""));
+        assert!(!same_object(5, "\"a\"", 5, "\"b\""));
+        assert!(same_object(5, "\"a-2\"", 5, "\"b-3\""));
+        assert!(!same_object(5, "\"a\"", 6, "\"a\""));
+    }
+}
