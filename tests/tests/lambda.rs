@@ -32,12 +32,16 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with_config(&repo_file("events/jobs.toml").display().to_string()).await
+}
+
+async fn stack_with_config(config: &str) -> Stack {
     let clients = Moto::get().clients().await;
     let deployment = Deployment {
         work_queue_url: create_queue(&clients.sqs, &unique("work")).await,
         finalize_queue_url: create_queue(&clients.sqs, &unique("finalize")).await,
         ledger_table: unique("ledger"),
-        config: Some(repo_file("events/jobs.toml").display().to_string()),
+        config: Some(config.to_string()),
     };
     create_ledger_table(&clients.dynamodb, &deployment.ledger_table).await;
     let engine = deployment.engine(clients.clone());
@@ -134,6 +138,11 @@ async fn the_sample_events_drive_the_handlers() {
         let key = format!("_backline/runs/photos/{run}/report.md");
         assert!(!body(s3, "photos-backup", &key).await.is_empty(), "{key}");
     }
+
+    let planned = plan(&stack, event("events/planner-restore.json")).await;
+    assert_eq!(planned["runs"][0]["run_id"], "photos-restore-20261122T120000Z");
+    assert_eq!(drive(&stack).await, 1);
+    assert_eq!(body(s3, "photos-restored", "2026/11/IMG 0001.jpg").await, b"jpeg!");
 }
 
 #[tokio::test]
@@ -286,4 +295,57 @@ async fn the_job_file_can_live_in_s3() {
     .await
     .expect_err("no such job file");
     assert!(err.to_string().contains("absent.toml") && err.to_string().contains("NoSuchKey"), "{err}");
+}
+
+#[tokio::test]
+async fn a_restore_from_deep_archive_waits_in_the_queue_not_in_a_lambda() {
+    let moto = Moto::get();
+    let clients = moto.clients().await;
+    let (source, target) = source_and_target(&clients.s3).await;
+    let config = std::env::temp_dir().join(format!("{}.yaml", unique("deep-jobs")));
+    std::fs::write(
+        &config,
+        format!("jobs:\n  - name: deep\n    kind: s3\n    source: {{bucket: {source}}}\n    target: {{bucket: {target}, storage_class: DEEP_ARCHIVE}}\n"),
+    )
+    .unwrap();
+    let stack = stack_with_config(&config.display().to_string()).await;
+    for i in 0..2 {
+        put(&clients.s3, &source, &TestObject::new(format!("frozen-{i}"), format!("ice {i}"))).await;
+    }
+    plan(&stack, json!({"job": "deep", "time": "2026-11-22T13:00:00Z"})).await;
+    drive(&stack).await;
+
+    backline_tests::set_transition(moto, "s3::keyrestore", Some(1));
+    let to = unique("thawed");
+    let request =
+        json!({"restore": {"job": "deep", "to_bucket": to, "poll_interval": "1s"}, "time": "2026-11-22T14:00:00Z"});
+    plan(&stack, request).await;
+    let run_id = "deep-restore-20261122T140000Z";
+
+    // First look: retrievals requested, the chunk goes back to the queue with a delay.
+    let work = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
+    let response = backline_worker::handler(&stack.engine, sqs_event(&as_records(&work))).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let progress = stack.engine.ledger.progress(run_id).await.unwrap().unwrap();
+    assert_eq!((progress.waiting, progress.done, progress.expected), (2, 1, Some(2)));
+    assert!(drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await.is_empty(), "the run stays open");
+    assert!(backline_tests::keys(&clients.s3, &to, "").await.is_empty());
+
+    // Each delayed delivery looks again; once retrieved, the objects are copied and the run closes.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 5, "not restored after {rounds} looks");
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        if drive(&stack).await == 1 {
+            break;
+        }
+        assert_eq!(stack.engine.ledger.progress(run_id).await.unwrap().unwrap().waiting, 2);
+    }
+    let progress = stack.engine.ledger.progress(run_id).await.unwrap().unwrap();
+    assert_eq!((progress.waiting, progress.status.as_str()), (0, "succeeded"));
+    assert_eq!(Some(progress.done), progress.expected, "every attempt of the chunk counted once");
+    for i in 0..2 {
+        assert_eq!(body(&clients.s3, &to, &format!("frozen-{i}")).await, format!("ice {i}").into_bytes());
+    }
 }
