@@ -143,3 +143,64 @@ fn help_explains_exit_codes_and_endpoints() {
     let (stdout, _) = text(&backline(&["run", "--help"]));
     assert!(stdout.contains("--dry-run") && stdout.contains("--no-progress"), "{stdout}");
 }
+
+#[test]
+fn restore_verify_runs_and_status_from_the_command_line() {
+    let (source, target) = (unique("src"), unique("dst"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let clients = Moto::get().clients().await;
+        create_bucket(&clients.s3, &source).await;
+        create_bucket(&clients.s3, &target).await;
+        put(&clients.s3, &source, &TestObject::new("doc.txt", "doc")).await;
+    });
+    let file = job_file(&source, &target, "");
+    let file = file.to_str().unwrap();
+    let (stdout, stderr) = text(&backline(&["run", "--no-progress", "--config", file]));
+    let run_id = stdout.split_whitespace().nth(2).expect("a run id").to_string();
+    assert!(run_id.starts_with("photos-"), "{stdout}{stderr}");
+
+    let output = backline(&["verify", "--config", file]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("in sync"), "{stdout}");
+    let restored = unique("restored");
+    let output = backline(&[
+        "restore",
+        "--no-progress",
+        "--config",
+        file,
+        "--job",
+        "photos",
+        "--to-bucket",
+        &restored,
+        "--as-of",
+        &run_id,
+    ]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("photos-restore") && stdout.contains("copied 1 objects"), "{stdout}");
+    let output = backline(&["restore", "--no-progress", "--config", file, "--job", "photos", "--to-bucket", &restored]);
+    assert_eq!(output.status.code(), Some(2), "a bucket with objects is refused");
+    assert!(text(&output).1.contains("--allow-existing"));
+    let output =
+        backline(&["restore", "--config", file, "--job", "photos", "--to-bucket", &restored, "--tier", "Fast"]);
+    assert_eq!(output.status.code(), Some(2));
+
+    runtime.block_on(async {
+        let clients = Moto::get().clients().await;
+        put(&clients.s3, &target, &TestObject::new("doc.txt", "DOC")).await;
+    });
+    let output = backline(&["verify", "--config", file, "--deep"]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    assert!(stdout.contains("DRIFT") && stdout.contains("doc.txt"), "{stdout}");
+
+    let (stdout, _) = text(&backline(&["runs", "--config", file]));
+    assert!(stdout.contains(&run_id) && stdout.contains("photos-restore-"), "{stdout}");
+    let output = backline(&["status", "--config", file, &run_id]);
+    let (stdout, _) = text(&output);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout.contains("finished succeeded"), "{stdout}");
+    assert_eq!(backline(&["status", "--config", file, "photos-19990101T000000Z"]).status.code(), Some(2));
+}

@@ -20,7 +20,8 @@ pub fn restore_options_from_value(value: Value) -> Result<RestoreOptions, JobErr
 }
 
 /// The example job files `backline config example KIND` prints.
-pub const EXAMPLES: &[(&str, &str)] = &[("s3", include_str!("../../examples/s3.toml"))];
+pub const EXAMPLES: &[(&str, &str)] =
+    &[("s3", include_str!("../../examples/s3.toml")), ("s3-restore", include_str!("../../examples/s3-restore.toml"))];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -409,6 +410,13 @@ bucket = "photos-backup"
         assert_eq!(Format::from_path("jobs.ini"), None);
         let err = Config::load("jobs.ini").unwrap_err();
         assert!(err.to_string().contains(".toml, .yaml, .yml or .json"), "{err}");
+    }
+
+    #[test]
+    fn every_kind_has_an_example() {
+        for kind in JobSpec::KINDS {
+            assert!(EXAMPLES.iter().any(|(k, _)| k == kind), "no example for {kind}");
+        }
     }
 
     #[test]
