@@ -8,8 +8,11 @@ VENV := .venv
 PYTHON ?= python3
 FN ?= planner
 EVENT ?= events/planner-request.json
+# The deployment config `make synth` and `make deploy` use.
+CONFIG ?= infra/backline.example.toml
 
-.PHONY: help setup setup-lambda test lint unit demo watch invoke lambdas stack-up stack-down clean
+.PHONY: help setup setup-lambda setup-infra test lint demo watch invoke lambdas stack-up stack-down \
+	synth infra-test deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -23,7 +26,17 @@ $(VENV)/.lambda: requirements-lambda.txt $(VENV)/.dev
 	$(VENV)/bin/pip install --quiet -r requirements-lambda.txt
 	touch $@
 
+$(VENV)/.infra: requirements-infra.txt $(VENV)/.dev
+	$(VENV)/bin/pip install --quiet -r requirements-infra.txt
+	touch $@
+
+infra/node_modules/.installed: infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund
+	touch $@
+
 setup: $(VENV)/.dev ## Python venv with pinned moto (the local stack)
+
+setup-infra: $(VENV)/.infra infra/node_modules/.installed ## npm packages for infra/, cfn-lint and checkov
 
 setup-lambda: $(VENV)/.lambda ## cargo-lambda and zig into the venv
 
@@ -31,8 +44,26 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-test: setup lint ## Everything CI runs: lint, unit, integration and handler tests
+test: setup lint ## Everything CI runs: lint, unit, integration, handler and infra tests
 	cargo test --workspace --locked
+	$(MAKE) --no-print-directory infra-test
+
+synth: setup-infra ## Write the CloudFormation template for CONFIG into infra/cdk.out (offline)
+	cargo run --locked --quiet -p backline-cli -- config check $(CONFIG) > /dev/null
+	cd infra && BACKLINE_SKIP_BUNDLING=1 BACKLINE_DEPLOY_CONFIG=$(abspath $(CONFIG)) npx tsx bin/backline.ts
+	@echo "template: infra/cdk.out/$$(ls infra/cdk.out | grep -m1 '.template.json$$')"
+
+infra-test: synth ## Typecheck and test the CDK app; cfn-lint and checkov on the template
+	cd infra && npx tsc --noEmit
+	cd infra && npm test
+	infra/check-template.sh
+
+deploy: setup-infra setup-lambda ## cdk deploy CONFIG (needs AWS credentials, CDK_DEFAULT_ACCOUNT/REGION; see README)
+	@test -n "$$CDK_DEFAULT_ACCOUNT" -a -n "$$CDK_DEFAULT_REGION" || \
+		{ echo "set CDK_DEFAULT_ACCOUNT and CDK_DEFAULT_REGION (and AWS credentials) first" >&2; exit 2; }
+	cargo run --locked --quiet -p backline-cli -- config check $(CONFIG) > /dev/null
+	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BACKLINE_DEPLOY_CONFIG=$(abspath $(CONFIG)) \
+		npx --yes aws-cdk@2 deploy --app "npx tsx bin/backline.ts" --require-approval broadening
 
 demo: setup ## Back up a demo bucket on a local moto_server and print the reports
 	cargo build --locked -p backline-cli

@@ -3,6 +3,7 @@
 //! Every format is first read into a `serde_json::Value` and then validated by one code path,
 //! so an error names the same field the same way whichever format the user wrote.
 
+mod infra;
 mod job;
 pub mod size;
 
@@ -11,6 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use infra::{EfsMount, InfraConfig};
 pub use job::*;
 pub use size::{ByteSize, HumanDuration};
 
@@ -26,6 +28,9 @@ pub const EXAMPLES: &[(&str, &str)] =
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub jobs: Vec<Job>,
+    /// The deployment's settings, for the CDK app in `infra/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub infra: Option<InfraConfig>,
 }
 
 /// A job file that cannot be used. Displays as `FILE: job "NAME": field `F`: what is wrong`.
@@ -112,9 +117,17 @@ impl Config {
         let Value::Object(mut top) = value else {
             return Err(field_error(None, "jobs", "the file must be a table with a `jobs` list".into()));
         };
-        if let Some(unknown) = top.keys().find(|k| *k != "jobs") {
-            return Err(field_error(None, unknown, "unknown field; allowed at the top level: jobs".into()));
+        if let Some(unknown) = top.keys().find(|k| *k != "jobs" && *k != "infra") {
+            return Err(field_error(None, unknown, "unknown field; allowed at the top level: jobs, infra".into()));
         }
+        let infra = match top.remove("infra") {
+            None => None,
+            Some(value) => {
+                let infra: InfraConfig = deserialize_at(value, "infra").map_err(|(f, m)| field_error(None, &f, m))?;
+                infra.check().map_err(|(f, m)| field_error(None, &format!("infra.{f}"), m))?;
+                Some(infra)
+            }
+        };
         let jobs = match top.remove("jobs") {
             Some(Value::Array(jobs)) if !jobs.is_empty() => jobs,
             Some(Value::Array(_)) | None => {
@@ -140,7 +153,7 @@ impl Config {
             }
             parsed.push(job);
         }
-        Ok(Config { jobs: parsed })
+        Ok(Config { jobs: parsed, infra })
     }
 
     /// The job called `name`.
@@ -410,6 +423,23 @@ bucket = "photos-backup"
         assert_eq!(Format::from_path("jobs.ini"), None);
         let err = Config::load("jobs.ini").unwrap_err();
         assert!(err.to_string().contains(".toml, .yaml, .yml or .json"), "{err}");
+    }
+
+    #[test]
+    fn the_example_deployment_config_is_valid() {
+        let text = include_str!("../../../infra/backline.example.toml");
+        let config = Config::parse(text, Format::Toml, "backline.example.toml").unwrap_or_else(|e| panic!("{e}"));
+        let infra = config.infra.expect("an infra section");
+        assert_eq!(infra.noncurrent_expiry_days, 180);
+        for kind in JobSpec::KINDS {
+            assert!(
+                config.jobs.iter().any(|j| j.spec.kind() == *kind && j.schedule.is_some()),
+                "the example schedules no {kind} job"
+            );
+        }
+        let bad = text.replace("architecture = \"arm64\"", "architecture = \"sparc\"");
+        let err = Config::parse(&bad, Format::Toml, "d.toml").unwrap_err().to_string();
+        assert!(err.contains("infra.architecture") && err.contains("x86_64"), "{err}");
     }
 
     #[test]

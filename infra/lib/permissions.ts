@@ -1,0 +1,75 @@
+// Least privilege per job kind: sources are read-only, targets writable, control locations
+// read-write under their prefix. Every statement names its buckets; no resource is `*` except
+// where the API has no resource-level permissions (documented at the statement).
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { controlOf, type Job } from './deployment.ts';
+
+const bucketArn = (bucket: string) => `arn:aws:s3:::${bucket}`;
+const objectsArn = (bucket: string, prefix = '') => `arn:aws:s3:::${bucket}/${prefix}*`;
+
+export type Role = 'planner' | 'worker' | 'finalizer';
+
+/** What one function needs for one job. */
+export function statementsFor(job: Job, role: Role): PolicyStatement[] {
+  const control = controlOf(job);
+  const statements: PolicyStatement[] = [
+    // Claim-checks (planner), outcomes (worker), manifests, reports and state (finalizer).
+    new PolicyStatement({
+      sid: undefined,
+      actions: ['s3:GetObject', 's3:PutObject'],
+      resources: [objectsArn(control.bucket, control.prefix)],
+    }),
+    new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn(control.bucket)] }),
+  ];
+  if (role === 'finalizer') return statements;
+
+  if (job.kind === 's3') {
+    const source = job.source!.bucket;
+    const target = job.target!.bucket;
+    // Planner: list the source, check both buckets exist. Worker: read the source, write the target.
+    statements.push(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn(source), bucketArn(target)] }));
+    if (role === 'worker') {
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectTagging'],
+          resources: [objectsArn(source, job.source!.prefix ?? '')],
+        }),
+        new PolicyStatement({
+          actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:GetObjectTagging', 's3:AbortMultipartUpload'],
+          resources: [objectsArn(target, job.target!.prefix ?? '')],
+        }),
+      );
+    }
+  } else if (job.kind === 's3-restore') {
+    const backup = job.backup!.target.bucket;
+    const to = job.options!.to_bucket;
+    statements.push(
+      new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [bucketArn(backup)] }),
+      new PolicyStatement({ actions: ['s3:ListBucket', 's3:CreateBucket'], resources: [bucketArn(to)] }),
+    );
+    if (role === 'worker') {
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:GetObjectVersionTagging', 's3:RestoreObject'],
+          resources: [objectsArn(backup, job.backup!.target.prefix ?? '')],
+        }),
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:PutObject', 's3:PutObjectTagging', 's3:AbortMultipartUpload'],
+          resources: [objectsArn(to)],
+        }),
+      );
+    }
+  } else {
+    throw new Error(`job ${job.name}: kind ${job.kind} has no permissions defined in infra/lib/permissions.ts`);
+  }
+  if (role === 'worker' && job.target?.kms_key_id) {
+    const key = job.target.kms_key_id;
+    statements.push(
+      new PolicyStatement({
+        actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+        resources: [key.startsWith('arn:') ? key : `arn:aws:kms:*:*:${key.startsWith('alias/') ? key : `key/${key}`}`],
+      }),
+    );
+  }
+  return statements;
+}

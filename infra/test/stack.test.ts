@@ -1,0 +1,244 @@
+// CDK assertions on the Backline stack synthesized from the example deployment config, and
+// cdk-nag's AwsSolutions pack with no unsuppressed finding.
+import { App, Aspects } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import assert from 'node:assert/strict';
+import { resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { type Deployment, loadDeployment } from '../lib/deployment.ts';
+import { BacklineStack, CONTEXT, MAX_RECEIVE_COUNT, scheduleInput } from '../lib/stack.ts';
+
+const example = loadDeployment(resolve(import.meta.dirname, '../backline.example.toml'));
+
+function synth(deployment: Deployment = example) {
+  const app = new App({ context: { ...CONTEXT, 'aws:cdk:bundling-stacks': [] } });
+  const stack = new BacklineStack(app, 'Test', { deployment, env: { account: '123456789012', region: 'eu-west-1' } });
+  Aspects.of(app).add(new AwsSolutionsChecks());
+  app.synth();
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const { stack, template } = synth();
+type Resource = { Properties: Record<string, any> };
+const resources = (type: string) => Object.entries(template.findResources(type)) as [string, Resource][];
+
+describe('queues', () => {
+  const queues = resources('AWS::SQS::Queue');
+  const workers = resources('AWS::Lambda::Function').filter(([, r]) => r.Properties.Description === 'Backline worker');
+
+  it('are four: work and finalize, each with a dead-letter queue', () => assert.equal(queues.length, 4));
+
+  it('are encrypted and refuse plain HTTP', () => {
+    for (const [, q] of queues) assert.equal(q.Properties.SqsManagedSseEnabled, true);
+    template.resourceCountIs('AWS::SQS::QueuePolicy', 4);
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('redrive to their DLQ after five receives; DLQs keep messages two weeks', () => {
+    const mains = queues.filter(([, q]) => q.Properties.RedrivePolicy);
+    assert.equal(mains.length, 2);
+    for (const [, q] of mains) assert.equal(q.Properties.RedrivePolicy.maxReceiveCount, MAX_RECEIVE_COUNT);
+    const dlqs = queues.filter(([, q]) => !q.Properties.RedrivePolicy);
+    for (const [, q] of dlqs) assert.equal(q.Properties.MessageRetentionPeriod, 14 * 24 * 3600);
+  });
+
+  it('hide a message at least six times as long as its consumer runs', () => {
+    assert.equal(workers.length, 1);
+    const timeout = workers[0][1].Properties.Timeout;
+    const visibilities = queues.map(([, q]) => q.Properties.VisibilityTimeout).filter(Boolean);
+    assert.ok(visibilities.includes(6 * timeout), `${visibilities} vs worker timeout ${timeout}`);
+    for (const v of visibilities) assert.ok(v >= 6 * 300);
+  });
+
+  it('feed the functions with partial batch failures and bounded concurrency', () => {
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: example.infra.worker_max_concurrency },
+    });
+  });
+});
+
+describe('ledger', () => {
+  it('is on demand, recoverable to a point in time, with a TTL', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    });
+  });
+});
+
+describe('buckets the stack creates', () => {
+  const data = resources('AWS::S3::Bucket').filter(([, b]) => example.infra.create_buckets.includes(b.Properties.BucketName));
+
+  it('are the ones the config lists', () => assert.equal(data.length, example.infra.create_buckets.length));
+
+  it('are versioned, private, encrypted and logged', () => {
+    for (const [, b] of data) {
+      assert.equal(b.Properties.VersioningConfiguration.Status, 'Enabled');
+      assert.deepEqual(b.Properties.PublicAccessBlockConfiguration, {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+      assert.ok(b.Properties.BucketEncryption.ServerSideEncryptionConfiguration.length);
+      assert.ok(b.Properties.LoggingConfiguration.DestinationBucketName);
+    }
+  });
+
+  it('expire old versions, and objects tagged Deleted=True when asked', () => {
+    for (const [, b] of data) {
+      const rules = b.Properties.LifecycleConfiguration.Rules;
+      const versions = rules.find((r: any) => r.Id === 'expire-old-versions');
+      assert.equal(versions.NoncurrentVersionExpiration.NoncurrentDays, example.infra.noncurrent_expiry_days);
+      const deleted = rules.find((r: any) => r.Id === 'expire-deleted-at-source');
+      assert.deepEqual(deleted.TagFilters, [{ Key: 'Deleted', Value: 'True' }]);
+      assert.equal(deleted.ExpirationInDays, example.infra.deleted_expiry_days);
+    }
+  });
+
+  it('refuse requests without TLS', () => {
+    const policies = resources('AWS::S3::BucketPolicy');
+    assert.ok(policies.length >= data.length);
+    for (const [, p] of policies) {
+      const deny = p.Properties.PolicyDocument.Statement.find((s: any) => s.Effect === 'Deny');
+      assert.deepEqual(deny.Condition, { Bool: { 'aws:SecureTransport': 'false' } });
+    }
+  });
+});
+
+describe('functions', () => {
+  const functions = resources('AWS::Lambda::Function');
+
+  it('are the three, on arm64 and provided.al2023, configured by environment', () => {
+    assert.equal(functions.length, 3);
+    for (const [, f] of functions) {
+      assert.deepEqual(f.Properties.Architectures, ['arm64']);
+      assert.equal(f.Properties.Runtime, 'provided.al2023');
+      assert.deepEqual(
+        Object.keys(f.Properties.Environment.Variables).sort(),
+        ['BACKLINE_FINALIZE_QUEUE_URL', 'BACKLINE_LEDGER_TABLE', 'BACKLINE_WORK_QUEUE_URL', 'RUST_LOG'],
+      );
+    }
+  });
+
+  it('name every resource they may touch, except what has no resource-level permissions', () => {
+    for (const [id, policy] of resources('AWS::IAM::Policy')) {
+      for (const statement of policy.Properties.PolicyDocument.Statement) {
+        const actions = [statement.Action].flat();
+        const wildcard = [statement.Resource].flat().includes('*');
+        if (wildcard) {
+          assert.ok(
+            actions.every((a: string) => a === 'cloudwatch:PutMetricData' || a.startsWith('xray:')),
+            `${id}: * for ${actions}`,
+          );
+        }
+      }
+    }
+  });
+
+  it('only read sources: nothing writes to photos-prod', () => {
+    for (const [id, policy] of resources('AWS::IAM::Policy')) {
+      for (const statement of policy.Properties.PolicyDocument.Statement) {
+        const onSource = JSON.stringify(statement.Resource).includes('photos-prod');
+        const writes = [statement.Action].flat().some((a: string) => /Put|Delete|Restore|Abort/.test(a));
+        assert.ok(!(onSource && writes), `${id} writes to the source: ${JSON.stringify(statement)}`);
+      }
+    }
+  });
+
+  it('lets the worker restore archived objects from the backup and write the restore bucket', () => {
+    const worker = stack.functions.worker.role!.node.tryFindChild('DefaultPolicy')!;
+    const statements = JSON.stringify(stack.resolve((worker as any).document));
+    assert.match(statements, /s3:RestoreObject/);
+    assert.match(statements, /arn:aws:s3:::photos-drill\/\*/);
+  });
+});
+
+describe('schedules', () => {
+  const schedules = resources('AWS::Scheduler::Schedule');
+
+  it('run each scheduled job with its planner request as input', () => {
+    const scheduled = example.jobs.filter((j) => j.schedule);
+    assert.equal(schedules.length, scheduled.length);
+    for (const job of scheduled) {
+      const [, schedule] = schedules.find(([, s]) => s.Properties.Name === `backline-${job.name}`)!;
+      assert.equal(schedule.Properties.ScheduleExpression, job.schedule);
+      const input = JSON.parse(schedule.Properties.Target.Input);
+      assert.deepEqual(input, JSON.parse(JSON.stringify(scheduleInput(job))));
+      assert.equal(input.job.name, job.name);
+      assert.equal(input.time, '<aws.scheduler.scheduled-time>');
+      assert.equal(input.job.schedule, undefined);
+    }
+  });
+});
+
+describe('alarms', () => {
+  const alarms = resources('AWS::CloudWatch::Alarm');
+
+  it('watch both DLQs, every function and every job, and page the SNS topic', () => {
+    assert.equal(alarms.length, 2 + 3 + example.jobs.length);
+    for (const [, a] of alarms) assert.equal(a.Properties.AlarmActions.length, 1);
+    const failed = alarms.filter(([, a]) => a.Properties.MetricName === 'TasksFailed');
+    assert.deepEqual(
+      failed.map(([, a]) => a.Properties.Dimensions[0].Value).sort(),
+      example.jobs.map((j) => j.name).sort(),
+    );
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: example.infra.alarm_email });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+});
+
+describe('outputs', () => {
+  it('name what an operator invokes and redrives', () => {
+    const outputs = Object.keys(template.findOutputs('*'));
+    for (const name of ['PlannerFunctionName', 'WorkDlqArn', 'FinalizeDlqArn', 'LedgerTableName']) {
+      assert.ok(outputs.includes(name), `${name} in ${outputs}`);
+    }
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  it('finds nothing that is not suppressed with a reason', () => {
+    const findings = [
+      ...Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ...Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ];
+    assert.deepEqual(findings.map((f) => `${f.id}: ${String(f.entry.data).split('\n')[0]}`), []);
+  });
+});
+
+describe('an EFS mount for folders on EFS', () => {
+  const efs = {
+    file_system_id: 'fs-0123456789abcdef0',
+    access_point_id: 'fsap-0123456789abcdef0',
+    security_group_id: 'sg-0123456789abcdef0',
+    vpc_id: 'vpc-0123456789abcdef0',
+    subnet_ids: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
+    availability_zones: ['eu-west-1a', 'eu-west-1b'],
+  };
+  const { template: withEfs } = synth({ ...example, infra: { ...example.infra, efs } });
+
+  it('is mounted into the worker only, inside the VPC', () => {
+    const mounted = Object.values(withEfs.findResources('AWS::Lambda::Function')).filter(
+      (f: any) => f.Properties.FileSystemConfigs,
+    ) as Resource[];
+    assert.equal(mounted.length, 1);
+    assert.equal(mounted[0].Properties.Description, 'Backline worker');
+    assert.equal(mounted[0].Properties.FileSystemConfigs[0].LocalMountPath, '/mnt/backline');
+    assert.deepEqual(mounted[0].Properties.VpcConfig.SubnetIds, efs.subnet_ids);
+  });
+});
