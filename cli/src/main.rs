@@ -73,6 +73,14 @@ struct RunArgs {
     /// No progress bar (it is also hidden when stderr is not a terminal).
     #[arg(long)]
     no_progress: bool,
+    /// Filesystem jobs: keep a copy of each folder's state in DIR and use it while it matches
+    /// the stored one (saves downloading large states).
+    #[arg(long, value_name = "DIR")]
+    cache: Option<std::path::PathBuf>,
+    /// Filesystem jobs: rebuild each folder's state from its bucket first (a file whose object
+    /// has the same size counts as backed up).
+    #[arg(long)]
+    reset: bool,
 }
 
 #[derive(Args)]
@@ -197,7 +205,7 @@ async fn restore(args: RestoreArgs) -> u8 {
         eprintln!("error: job {} is a {} job; only s3 jobs can be restored", job.name, job.spec.kind());
         return EXIT_BAD_INPUT;
     };
-    run::run_jobs(vec![restore], args.dry_run, !args.no_progress).await
+    run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default()).await
 }
 
 #[tokio::main]
@@ -206,11 +214,12 @@ async fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => {
             init_logging(args.job.verbose);
-            run::run(&args.job.config, args.job.job.as_deref(), args.dry_run, !args.no_progress).await
+            let options = backline::pipeline::EngineOptions { state_cache: args.cache, reset_state: args.reset };
+            run::run(&args.job.config, args.job.job.as_deref(), args.dry_run, !args.no_progress, options).await
         }
         Command::Plan(args) => {
             init_logging(args.verbose);
-            run::run(&args.config, args.job.as_deref(), true, false).await
+            run::run(&args.config, args.job.as_deref(), true, false, Default::default()).await
         }
         Command::Restore(args) => {
             init_logging(args.verbose);

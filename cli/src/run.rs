@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use backline::aws::AwsClients;
 use backline::model::Task;
-use backline::pipeline::local;
 use backline::pipeline::planner::PlanSummary;
+use backline::pipeline::{EngineOptions, local};
 use backline::store::{Manifest, report_url};
 use backline::{Config, Job};
 
@@ -32,20 +32,22 @@ pub fn load_jobs(file: &str, job: Option<&str>) -> Result<Vec<Job>, u8> {
     }
 }
 
-pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool) -> u8 {
+pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool, options: EngineOptions) -> u8 {
     match load_jobs(file, job) {
-        Ok(jobs) => run_jobs(jobs, dry_run, progress).await,
+        Ok(jobs) => run_jobs(jobs, dry_run, progress, options).await,
         Err(code) => code,
     }
 }
 
 /// Runs jobs one after another in this process; the exit code is the worst of them.
-pub async fn run_jobs(jobs: Vec<Job>, dry_run: bool, progress: bool) -> u8 {
+pub async fn run_jobs(jobs: Vec<Job>, dry_run: bool, progress: bool, options: EngineOptions) -> u8 {
     let clients = AwsClients::from_env().await;
     let mut worst = EXIT_OK;
     for job in &jobs {
         let bar = Bar::new(&job.name, progress && !dry_run);
-        let result = local::run(clients.clone(), job, chrono::Utc::now(), dry_run, Arc::new(bar.progress())).await;
+        let progress = Arc::new(bar.progress());
+        let result =
+            local::run_with(clients.clone(), job, chrono::Utc::now(), dry_run, progress, options.clone()).await;
         bar.finish();
         let code = match result {
             Ok(run) => match &run.manifest {
@@ -73,6 +75,9 @@ fn print_plan(plan: &PlanSummary) -> u8 {
         plan.unchanged,
         plan.chunks,
     );
+    for unit in &plan.units {
+        println!("  folder {} -> bucket {}", unit.folder, unit.bucket);
+    }
     if !plan.first_tasks.is_empty() {
         println!("  first tasks:");
     }
@@ -83,6 +88,9 @@ fn print_plan(plan: &PlanSummary) -> u8 {
             }
             Task::MarkDeleted { key, .. } => println!("    mark deleted {key:?}"),
             Task::Skip { key, reason, .. } => println!("    skip         {key:?}: {reason}"),
+            Task::Upload { path, size, .. } => println!("    upload       {path:?} ({})", HumanBytes(*size)),
+            Task::Delete { bucket, key } => println!("    delete       s3://{bucket}/{key}"),
+            Task::Unreadable { key, reason } => println!("    unreadable   /{key}: {reason}"),
             Task::Restore { key, size, archived, .. } => {
                 let from = if *archived { " from archive" } else { "" };
                 println!("    restore      {key:?} ({}){from}", HumanBytes(*size))
@@ -97,10 +105,11 @@ fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
     let seconds = (manifest.finished_at - manifest.started_at).num_milliseconds().max(1) as f64 / 1000.0;
     println!("{}: run {} {} in {seconds:.1} s", manifest.job, manifest.run_id, manifest.status);
     println!(
-        "  copied {} objects ({}), tagged {} deleted, skipped {}, failed {}, unchanged {}",
+        "  copied {} objects ({}), tagged {} deleted, deleted {}, skipped {}, failed {}, unchanged {}",
         c.copied,
         HumanBytes(c.bytes_copied),
         c.tagged_deleted,
+        c.deleted,
         c.skipped,
         c.failed,
         plan.unchanged

@@ -35,10 +35,12 @@ export interface Job {
   schedule?: string;
   control?: { bucket: string; prefix?: string };
   source?: { bucket: string; prefix?: string };
-  target?: { bucket: string; prefix?: string; kms_key_id?: string };
+  target?: { bucket?: string; prefix?: string; kms_key_id?: string; bucket_prefix?: string };
   backup_job?: string;
   backup?: { source: { bucket: string; prefix?: string }; target: { bucket: string; prefix?: string } };
   options?: { to_bucket: string };
+  folders?: string[];
+  roots?: string[];
   [field: string]: unknown;
 }
 
@@ -77,6 +79,11 @@ export function loadDeployment(path: string): Deployment {
 /** The control location of a job, as the engine defaults it. */
 export function controlOf(job: Job): { bucket: string; prefix: string } {
   if (job.control) return { bucket: job.control.bucket, prefix: job.control.prefix ?? '_backline/' };
-  const bucket = job.kind === 's3-restore' ? job.backup!.target.bucket : job.target!.bucket;
+  const bucket =
+    job.kind === 's3-restore'
+      ? job.backup!.target.bucket
+      : job.kind === 'filesystem'
+        ? `${job.target!.bucket_prefix}-backline`
+        : job.target!.bucket!;
   return { bucket, prefix: '_backline/' };
 }

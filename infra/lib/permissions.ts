@@ -23,9 +23,42 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
   ];
   if (role === 'finalizer') return statements;
 
+  if (job.kind === 'filesystem') {
+    // One bucket per folder, named {bucket_prefix}-{slug}: known by prefix only. The planner
+    // creates and configures them (and the control bucket {bucket_prefix}-backline).
+    const buckets = `arn:aws:s3:::${job.target!.bucket_prefix}-*`;
+    if (role === 'planner') {
+      statements.push(
+        new PolicyStatement({
+          actions: [
+            's3:CreateBucket',
+            's3:ListBucket',
+            's3:GetBucketVersioning',
+            's3:PutBucketVersioning',
+            's3:GetLifecycleConfiguration',
+            's3:PutLifecycleConfiguration',
+            's3:GetBucketPublicAccessBlock',
+            's3:PutBucketPublicAccessBlock',
+            's3:GetEncryptionConfiguration',
+            's3:PutEncryptionConfiguration',
+          ],
+          resources: [buckets],
+        }),
+        new PolicyStatement({ actions: ['s3:GetObject', 's3:PutObject'], resources: [`${buckets}/_backline/*`] }),
+      );
+    } else {
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+          resources: [`${buckets}/*`],
+        }),
+      );
+    }
+    return statements;
+  }
   if (job.kind === 's3') {
     const source = job.source!.bucket;
-    const target = job.target!.bucket;
+    const target = job.target!.bucket!;
     // Planner: list the source, check both buckets exist. Worker: read the source, write the target.
     statements.push(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn(source), bucketArn(target)] }));
     if (role === 'worker') {
@@ -45,7 +78,12 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     const to = job.options!.to_bucket;
     statements.push(
       new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [bucketArn(backup)] }),
-      new PolicyStatement({ actions: ['s3:ListBucket', 's3:CreateBucket'], resources: [bucketArn(to)] }),
+      // The planner creates the restore bucket; the worker lists it so a missing object reads as
+      // 404, not 403, when it checks what is already restored.
+      new PolicyStatement({
+        actions: role === 'planner' ? ['s3:ListBucket', 's3:CreateBucket'] : ['s3:ListBucket'],
+        resources: [bucketArn(to)],
+      }),
     );
     if (role === 'worker') {
       statements.push(

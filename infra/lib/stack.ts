@@ -381,8 +381,14 @@ export class BacklineStack extends Stack {
             reason:
               'Objects under named buckets and prefixes (bucket/prefix*) cannot be named one by one; X-Ray trace ' +
               'writes and CloudWatch PutMetricData have no resource-level permissions (PutMetricData is pinned to ' +
-              'the Backline namespace by condition).',
-            appliesTo: ['Resource::*', { regex: '/^Resource::arn:aws:s3:::[a-z0-9.-]+\\/.*\\*$/g' }],
+              'the Backline namespace by condition); EFS ClientMount is granted by CDK on * under a condition on ' +
+              'the access point ARN.',
+            appliesTo: [
+              'Resource::*',
+              { regex: '/^Resource::arn:aws:s3:::[a-z0-9.-]+\\/.*\\*$/g' },
+              // Filesystem jobs: one bucket per folder, {bucket_prefix}-{slug}, named at run time.
+              { regex: '/^Resource::arn:aws:s3:::[a-z0-9-]+-\\*(\\/.*\\*)?$/g' },
+            ],
           },
         ],
         true,

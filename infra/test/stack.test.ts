@@ -141,10 +141,11 @@ describe('functions', () => {
         const actions = [statement.Action].flat();
         const wildcard = [statement.Resource].flat().includes('*');
         if (wildcard) {
-          assert.ok(
-            actions.every((a: string) => a === 'cloudwatch:PutMetricData' || a.startsWith('xray:')),
-            `${id}: * for ${actions}`,
-          );
+          const pinned = (a: string) =>
+            (a === 'cloudwatch:PutMetricData' && statement.Condition?.StringEquals?.['cloudwatch:namespace']) ||
+            (a === 'elasticfilesystem:ClientMount' && statement.Condition?.StringEquals?.['elasticfilesystem:AccessPointArn']) ||
+            a.startsWith('xray:');
+          assert.ok(actions.every(pinned), `${id}: * for ${actions}`);
         }
       }
     }
@@ -158,6 +159,16 @@ describe('functions', () => {
         assert.ok(!(onSource && writes), `${id} writes to the source: ${JSON.stringify(statement)}`);
       }
     }
+  });
+
+  it("lets filesystem jobs write only their own prefix's buckets, and only the planner create buckets", () => {
+    const statements = (role: 'planner' | 'worker') =>
+      stack.resolve((stack.functions[role].role!.node.tryFindChild('DefaultPolicy') as any).document).Statement as any[];
+    const grants = (role: 'planner' | 'worker', action: string) =>
+      statements(role).filter((s) => [s.Action].flat().includes(action)).flatMap((s) => [s.Resource].flat());
+    assert.deepEqual(grants('worker', 's3:DeleteObject'), ['arn:aws:s3:::matricula-*/*']);
+    assert.ok(grants('planner', 's3:PutLifecycleConfiguration').includes('arn:aws:s3:::matricula-*'));
+    assert.deepEqual(grants('worker', 's3:CreateBucket'), []);
   });
 
   it('lets the worker restore archived objects from the backup and write the restore bucket', () => {
@@ -231,6 +242,8 @@ describe('an EFS mount for folders on EFS', () => {
     availability_zones: ['eu-west-1a', 'eu-west-1b'],
   };
   const { template: withEfs } = synth({ ...example, infra: { ...example.infra, efs } });
+
+  it('is in the example, for the filesystem job', () => assert.ok(example.infra.efs));
 
   it('is mounted into the worker only, inside the VPC', () => {
     const mounted = Object.values(withEfs.findResources('AWS::Lambda::Function')).filter(

@@ -76,6 +76,12 @@ pub enum Task {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deleted: Option<bool>,
     },
+    /// Upload a file (new, or changed since the last run) into its folder's bucket.
+    Upload { path: String, bucket: String, key: String, size: u64, mtime_ns: i64 },
+    /// Delete the object of a file gone from disk (the versioned bucket keeps the old version).
+    Delete { bucket: String, key: String },
+    /// A path the walk could not read: reported as a failed task.
+    Unreadable { key: String, reason: String },
     /// Report an object the run will not copy, with the reason.
     Skip { key: String, size: u64, etag: String, reason: String },
 }
@@ -86,14 +92,17 @@ impl Task {
             Task::Copy { key, .. }
             | Task::MarkDeleted { key, .. }
             | Task::Skip { key, .. }
-            | Task::Restore { key, .. } => key,
+            | Task::Restore { key, .. }
+            | Task::Upload { key, .. }
+            | Task::Delete { key, .. }
+            | Task::Unreadable { key, .. } => key,
         }
     }
 
     /// Bytes the task moves, for chunk sizing and progress.
     pub fn bytes(&self) -> u64 {
         match self {
-            Task::Copy { size, .. } | Task::Restore { size, .. } => *size,
+            Task::Copy { size, .. } | Task::Restore { size, .. } | Task::Upload { size, .. } => *size,
             _ => 0,
         }
     }
@@ -181,6 +190,12 @@ pub struct Outcome {
     /// The copy's full-object CRC64NVME checksum, where the server computed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<String>,
+    /// The bucket written, where a job writes to more than one (filesystem jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_bucket: Option<String>,
+    /// The uploaded file's modification time, in nanoseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ns: Option<i64>,
     /// `copy` or `multipart` for copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
@@ -195,6 +210,8 @@ pub enum Action {
     MarkDeleted,
     Skip,
     Restore,
+    Upload,
+    Delete,
 }
 
 impl Outcome {
@@ -204,6 +221,13 @@ impl Outcome {
             Task::MarkDeleted { target_key, .. } => (Action::MarkDeleted, Some(target_key.clone()), None),
             Task::Skip { etag, .. } => (Action::Skip, None, Some(etag.clone())),
             Task::Restore { target_key, etag, .. } => (Action::Restore, Some(target_key.clone()), Some(etag.clone())),
+            Task::Upload { path, .. } => (Action::Upload, Some(path.clone()), None),
+            Task::Delete { .. } => (Action::Delete, None, None),
+            Task::Unreadable { .. } => (Action::Upload, None, None),
+        };
+        let target_bucket = match task {
+            Task::Upload { bucket, .. } | Task::Delete { bucket, .. } => Some(bucket.clone()),
+            _ => None,
         };
         Outcome {
             action,
@@ -214,6 +238,8 @@ impl Outcome {
             etag,
             target_etag: None,
             checksum: None,
+            target_bucket,
+            mtime_ns: None,
             method: None,
             detail: None,
         }
@@ -232,6 +258,9 @@ pub struct Counts {
     pub copied: u64,
     pub bytes_copied: u64,
     pub tagged_deleted: u64,
+    /// Objects deleted because their files are gone (filesystem jobs; old versions are kept).
+    #[serde(default)]
+    pub deleted: u64,
     pub skipped: u64,
     pub failed: u64,
 }
@@ -242,7 +271,8 @@ impl Counts {
         match (outcome.action, outcome.status) {
             (_, Status::Failed) => self.failed += 1,
             (_, Status::Skipped) | (Action::Skip, _) => self.skipped += 1,
-            (Action::Copy | Action::Restore, Status::Ok) => {
+            (Action::Delete, Status::Ok) => self.deleted += 1,
+            (Action::Copy | Action::Restore | Action::Upload, Status::Ok) => {
                 self.copied += 1;
                 self.bytes_copied += outcome.bytes;
             }

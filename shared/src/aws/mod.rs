@@ -20,6 +20,9 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// For secret references (`ssm:`, `secretsmanager:`) in job files.
+    pub ssm: aws_sdk_ssm::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// Metrics are best-effort: one attempt, short timeouts, so a dead endpoint never stalls a run.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
@@ -58,6 +61,8 @@ impl AwsClients {
                 aws_sdk_dynamodb::config::Builder::from(config).retry_config(retry).build(),
             ),
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch_config),
+            ssm: aws_sdk_ssm::Client::new(config),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(config),
         }
     }
 }

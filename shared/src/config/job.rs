@@ -19,8 +19,64 @@ pub struct Job {
     /// An EventBridge Scheduler expression (`rate(1 day)`, `cron(0 3 * * ? *)`) for deployments.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Where to say so when a run fails or has failed tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
     #[serde(flatten)]
     pub spec: JobSpec,
+}
+
+/// `[jobs.notify]`: each a URL or a secret reference resolved at run time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// A Microsoft Teams incoming webhook (Workflows or connector): gets a card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_webhook: Option<SecretRef>,
+    /// Any endpoint that takes a JSON POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<SecretRef>,
+}
+
+/// A URL, or where to find one: `env:NAME`, `ssm:/parameter/name`, `secretsmanager:secret-id`.
+/// Never printed: webhook URLs are credentials.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SecretRef(String);
+
+impl SecretRef {
+    pub fn reference(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.split_once(':') {
+            Some((scheme @ ("env" | "ssm" | "secretsmanager"), _)) => write!(f, "{scheme}:…"),
+            _ => f.write_str("<url>"),
+        }
+    }
+}
+
+impl TryFrom<String> for SecretRef {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        let known = ["https://", "http://", "env:", "ssm:", "secretsmanager:"];
+        if known.iter().any(|p| value.starts_with(p)) && value.len() > value.find(':').unwrap_or(0) + 1 {
+            Ok(SecretRef(value))
+        } else {
+            Err("not a webhook; allowed: an https:// URL, env:NAME, ssm:/parameter/name or secretsmanager:secret-id"
+                .into())
+        }
+    }
+}
+
+impl From<SecretRef> for String {
+    fn from(value: SecretRef) -> String {
+        value.0
+    }
 }
 
 /// What a job backs up, chosen by its `kind`.
@@ -32,15 +88,18 @@ pub enum JobSpec {
     /// in a job file for scheduled restore drills).
     #[serde(rename = "s3-restore")]
     S3Restore(S3RestoreJob),
+    /// Back up folders of files, each into its own versioned bucket.
+    Filesystem(FilesystemJob),
 }
 
 impl JobSpec {
-    pub const KINDS: &'static [&'static str] = &["s3", "s3-restore"];
+    pub const KINDS: &'static [&'static str] = &["s3", "s3-restore", "filesystem"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             JobSpec::S3(_) => "s3",
             JobSpec::S3Restore(_) => "s3-restore",
+            JobSpec::Filesystem(_) => "filesystem",
         }
     }
 }
@@ -254,10 +313,11 @@ impl Job {
             return control.clone();
         }
         let bucket = match &self.spec {
-            JobSpec::S3(s3) => &s3.target.bucket,
-            JobSpec::S3Restore(restore) => &restore.backup.target.bucket,
+            JobSpec::S3(s3) => s3.target.bucket.clone(),
+            JobSpec::S3Restore(restore) => restore.backup.target.bucket.clone(),
+            JobSpec::Filesystem(fs) => fs.target.control_bucket(),
         };
-        ControlLocation { bucket: bucket.clone(), prefix: DEFAULT_CONTROL_PREFIX.to_string() }
+        ControlLocation { bucket, prefix: DEFAULT_CONTROL_PREFIX.to_string() }
     }
 
     /// The restore of this (`s3`) job's backup; its runs are recorded beside the backup's.
@@ -268,7 +328,114 @@ impl Job {
             control: Some(self.control()),
             concurrency: self.concurrency,
             schedule: None,
+            notify: self.notify.clone(),
             spec: JobSpec::S3Restore(S3RestoreJob { backup_job: self.name.clone(), backup: backup.clone(), options }),
         })
+    }
+}
+
+/// `kind = "filesystem"`: each folder, and each direct subfolder of each root, is backed up into
+/// its own bucket `{bucket_prefix}-{slug}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemJob {
+    #[serde(default)]
+    pub folders: Vec<AbsolutePath>,
+    #[serde(default)]
+    pub roots: Vec<AbsolutePath>,
+    pub target: FilesystemTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemTarget {
+    /// Buckets are named `{bucket_prefix}-{slug of the folder}`.
+    pub bucket_prefix: BucketPrefix,
+    #[serde(default = "deep_archive")]
+    pub storage_class: StorageClass,
+    /// Old versions (overwritten or deleted files) expire after this many days.
+    #[serde(default = "default_noncurrent_expiry_days")]
+    pub noncurrent_expiry_days: u32,
+    /// Files this large or larger are uploaded in parts, streamed from disk.
+    #[serde(default = "default_multipart_threshold")]
+    pub multipart_threshold: ByteSize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+}
+
+impl FilesystemTarget {
+    /// Where the job's records live unless `[jobs.control]` says otherwise.
+    pub fn control_bucket(&self) -> BucketName {
+        BucketName(format!("{}-backline", self.bucket_prefix.0))
+    }
+}
+
+fn deep_archive() -> StorageClass {
+    StorageClass::DeepArchive
+}
+
+fn default_noncurrent_expiry_days() -> u32 {
+    180
+}
+
+/// An absolute path, without `..`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AbsolutePath(String);
+
+impl AbsolutePath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AbsolutePath {
+    type Error = String;
+
+    fn try_from(path: String) -> Result<Self, String> {
+        if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+            return Err(format!("`{path}` is not an absolute path without `..`"));
+        }
+        let trimmed = path.trim_end_matches('/');
+        Ok(AbsolutePath(if trimmed.is_empty() { "/".into() } else { trimmed.to_string() }))
+    }
+}
+
+impl From<AbsolutePath> for String {
+    fn from(path: AbsolutePath) -> String {
+        path.0
+    }
+}
+
+/// The start of bucket names: lowercase letters, digits and `-`, short enough for a slug to follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BucketPrefix(String);
+
+impl BucketPrefix {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for BucketPrefix {
+    type Error = String;
+
+    fn try_from(prefix: String) -> Result<Self, String> {
+        let ok = (3..=40).contains(&prefix.len())
+            && prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && prefix.as_bytes()[0].is_ascii_alphanumeric()
+            && !prefix.ends_with('-');
+        if ok {
+            Ok(BucketPrefix(prefix))
+        } else {
+            Err(format!("`{prefix}`: allowed: 3 to 40 characters of a-z, 0-9 and '-', not starting or ending with '-'"))
+        }
+    }
+}
+
+impl From<BucketPrefix> for String {
+    fn from(prefix: BucketPrefix) -> String {
+        prefix.0
     }
 }

@@ -22,8 +22,11 @@ pub fn restore_options_from_value(value: Value) -> Result<RestoreOptions, JobErr
 }
 
 /// The example job files `backline config example KIND` prints.
-pub const EXAMPLES: &[(&str, &str)] =
-    &[("s3", include_str!("../../examples/s3.toml")), ("s3-restore", include_str!("../../examples/s3-restore.toml"))];
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("s3", include_str!("../../examples/s3.toml")),
+    ("s3-restore", include_str!("../../examples/s3-restore.toml")),
+    ("filesystem", include_str!("../../examples/filesystem.toml")),
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -250,6 +253,7 @@ impl Job {
             return Err(error("concurrency".into(), "must be between 1 and 1024".into()));
         }
         let schedule = take_field::<String>(&mut fields, "schedule").map_err(|(f, m)| error(f, m))?;
+        let notify = take_field::<Notify>(&mut fields, "notify").map_err(|(f, m)| error(f, m))?;
         if let Some(schedule) = &schedule
             && !(schedule.starts_with("rate(") || schedule.starts_with("cron(") || schedule.starts_with("at("))
         {
@@ -262,11 +266,18 @@ impl Job {
         let spec = match kind.as_str() {
             "s3" => JobSpec::S3(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
             "s3-restore" => JobSpec::S3Restore(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
+            "filesystem" => {
+                let spec: FilesystemJob = deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?;
+                if spec.folders.is_empty() && spec.roots.is_empty() {
+                    return Err(error("folders".into(), "give at least one folder in `folders` or `roots`".into()));
+                }
+                JobSpec::Filesystem(spec)
+            }
             other => {
                 return Err(error("kind".into(), format!("unknown kind `{other}`; allowed: {kinds}")));
             }
         };
-        Ok(Job { name, control, concurrency, schedule, spec })
+        Ok(Job { name, control, concurrency, schedule, notify, spec })
     }
 }
 

@@ -12,7 +12,7 @@ use super::ledger::MemoryLedger;
 use super::planner::{self, PlanSummary};
 use super::queue::{LocalQueue, NullQueue};
 use super::worker::{self, ChunkResult};
-use super::{Engine, EngineError, Progress, finalizer};
+use super::{Engine, EngineError, EngineOptions, Progress, finalizer};
 use crate::aws::AwsClients;
 use crate::config::Job;
 use crate::model::{ChunkMessage, RunRef};
@@ -37,9 +37,20 @@ pub async fn run(
     dry_run: bool,
     progress: Arc<dyn Progress>,
 ) -> Result<LocalRun, EngineError> {
+    run_with(clients, job, scheduled_at, dry_run, progress, EngineOptions::default()).await
+}
+
+pub async fn run_with(
+    clients: AwsClients,
+    job: &Job,
+    scheduled_at: DateTime<Utc>,
+    dry_run: bool,
+    progress: Arc<dyn Progress>,
+    options: EngineOptions,
+) -> Result<LocalRun, EngineError> {
     let run = RunRef::new(job, scheduled_at);
     if dry_run {
-        let engine = Engine::new(clients, Arc::new(NullQueue), Arc::new(MemoryLedger::default()));
+        let engine = Engine::new(clients, Arc::new(NullQueue), Arc::new(MemoryLedger::default())).with_options(options);
         let plan = planner::plan(&engine, job, &run, true).await?;
         return Ok(LocalRun { plan, manifest: None });
     }
@@ -47,8 +58,11 @@ pub async fn run(
     let (work_tx, mut work_rx) = mpsc::channel::<ChunkMessage>(LOCAL_WORKERS * 2);
     let (finalize_tx, mut finalize_rx) = mpsc::unbounded_channel();
     let queue = LocalQueue { work: work_tx, finalize: finalize_tx };
-    let engine =
-        Arc::new(Engine::new(clients, Arc::new(queue), Arc::new(MemoryLedger::default())).with_progress(progress));
+    let engine = Arc::new(
+        Engine::new(clients, Arc::new(queue), Arc::new(MemoryLedger::default()))
+            .with_progress(progress)
+            .with_options(options),
+    );
 
     let planning = {
         let (engine, job, run) = (engine.clone(), job.clone(), run.clone());

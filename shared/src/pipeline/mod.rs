@@ -29,11 +29,26 @@ pub struct Engine {
     pub queue: Arc<dyn WorkQueue>,
     pub ledger: Arc<dyn Ledger>,
     pub progress: Arc<dyn Progress>,
+    pub options: EngineOptions,
+}
+
+/// Choices of the one running the engine (flags of `backline run`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineOptions {
+    /// Keep a copy of filesystem states here, and use it while it matches the stored one.
+    pub state_cache: Option<std::path::PathBuf>,
+    /// Rebuild filesystem states from the buckets before planning.
+    pub reset_state: bool,
 }
 
 impl Engine {
     pub fn new(clients: AwsClients, queue: Arc<dyn WorkQueue>, ledger: Arc<dyn Ledger>) -> Engine {
-        Engine { clients, queue, ledger, progress: Arc::new(NoProgress) }
+        Engine { clients, queue, ledger, progress: Arc::new(NoProgress), options: EngineOptions::default() }
+    }
+
+    pub fn with_options(mut self, options: EngineOptions) -> Engine {
+        self.options = options;
+        self
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Engine {

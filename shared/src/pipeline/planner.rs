@@ -22,6 +22,9 @@ pub struct PlanSummary {
     pub to_skip: u64,
     pub unchanged: u64,
     pub chunks: u32,
+    /// Folders and their buckets (filesystem jobs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<crate::sources::filesystem::Unit>,
     /// The first tasks, for `--dry-run` to show.
     pub first_tasks: Vec<Task>,
 }
@@ -37,6 +40,12 @@ impl PlanSummary {
             }
             Task::MarkDeleted { .. } => self.to_mark_deleted += 1,
             Task::Skip { .. } => self.to_skip += 1,
+            Task::Upload { size, .. } => {
+                self.to_copy += 1;
+                self.bytes_to_copy += size;
+            }
+            Task::Delete { .. } => self.to_mark_deleted += 1,
+            Task::Unreadable { .. } => self.to_skip += 1,
             Task::Restore { size, .. } => {
                 self.to_copy += 1;
                 self.bytes_to_copy += size;
@@ -73,6 +82,10 @@ impl TaskSink<'_> {
         self.summary.unchanged += 1;
     }
 
+    pub fn unit(&mut self, unit: crate::sources::filesystem::Unit) {
+        self.summary.units.push(unit);
+    }
+
     async fn queue_chunk(&mut self, chunk: Chunk) -> Result<(), EngineError> {
         if self.dry_run {
             return Ok(());
@@ -106,6 +119,7 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
     match &job.spec {
         JobSpec::S3(spec) => sources::s3::check_buckets(engine, spec).await?,
         JobSpec::S3Restore(spec) => sources::s3::restore::prepare(engine, spec, dry_run).await?,
+        JobSpec::Filesystem(_) => {}
     }
     let summary = PlanSummary { job: job.name.clone(), run_id: run.run_id.clone(), dry_run, ..Default::default() };
     if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
@@ -124,11 +138,14 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
     let planned = match &job.spec {
         JobSpec::S3(spec) => sources::s3::plan(engine, job, spec, run, &mut sink).await,
         JobSpec::S3Restore(spec) => sources::s3::restore::plan(engine, job, spec, &mut sink).await,
+        JobSpec::Filesystem(spec) => sources::filesystem::plan(engine, job, spec, dry_run, &mut sink).await,
     };
     if let Err(err) = planned {
         if !dry_run {
             // Best effort: the run is marked failed so a reader of the ledger sees why it stopped.
             let _ = engine.ledger.finish(&run.run_id, "plan_failed").await;
+            let failure = crate::notify::Failure::of_plan(run, &err);
+            crate::notify::webhook::send(&engine.clients, job, &failure).await;
         }
         return Err(err);
     }

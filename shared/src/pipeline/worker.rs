@@ -54,6 +54,9 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
     let (outcomes, waiting) = match &job.spec {
         JobSpec::S3(spec) => (sources::s3::execute(engine, spec, job.concurrency, &chunk.tasks).await, Vec::new()),
         JobSpec::S3Restore(spec) => sources::s3::restore::execute(engine, spec, job.concurrency, &chunk.tasks).await,
+        JobSpec::Filesystem(spec) => {
+            (sources::filesystem::execute(engine, spec, job.concurrency, &chunk.tasks).await, Vec::new())
+        }
     };
     let failed = outcomes.iter().filter(|o| o.status == Status::Failed).count();
     ControlStore::new(engine.clients.s3.clone(), &run.control)
@@ -69,7 +72,7 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         let next = Chunk { seq: chunk.seq, attempt: chunk.attempt + 1, tasks: waiting };
         let delay = match &job.spec {
             JobSpec::S3Restore(spec) => spec.options.poll_interval.0,
-            JobSpec::S3(_) => MAX_DELAY,
+            JobSpec::S3(_) | JobSpec::Filesystem(_) => MAX_DELAY,
         };
         engine.queue.send_later(ChunkMessage { run: run.clone(), job: job.clone(), chunk: next }, delay).await?;
     }

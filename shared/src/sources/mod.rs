@@ -1,3 +1,4 @@
 //! One folder per job kind.
 
+pub mod filesystem;
 pub mod s3;

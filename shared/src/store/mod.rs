@@ -174,7 +174,19 @@ impl ControlStore {
         })
     }
 
-    pub async fn write_state(&self, job: &str, state: &State) -> Result<String, StoreError> {
-        self.put(&Self::state_key(job), state.encode(), "application/x-ndjson").await
+    /// Writes a state; returns the stored object's ETag (for the local cache).
+    pub async fn write_state(&self, name: &str, state: &State) -> Result<Option<String>, StoreError> {
+        let key = self.key(&Self::state_key(name));
+        let output = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("application/x-ndjson")
+            .body(ByteStream::from(state.encode()))
+            .send()
+            .await
+            .map_err(|e| self.s3_error(&key, "PutObject", error_text(&e)))?;
+        Ok(output.e_tag().map(str::to_string))
     }
 }

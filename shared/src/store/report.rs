@@ -43,12 +43,13 @@ pub fn render_report(manifest: &Manifest) -> String {
     ] {
         let _ = writeln!(out, "| {label} | {value} |");
     }
-    let _ = writeln!(out, "\n## Counts\n\n| tasks | copied | bytes copied | tagged deleted | skipped | failed |");
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+    let _ =
+        writeln!(out, "\n## Counts\n\n| tasks | copied | bytes copied | tagged deleted | deleted | skipped | failed |");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(
         out,
-        "| {} | {} | {} | {} | {} | {} |",
-        c.tasks, c.copied, c.bytes_copied, c.tagged_deleted, c.skipped, c.failed
+        "| {} | {} | {} | {} | {} | {} | {} |",
+        c.tasks, c.copied, c.bytes_copied, c.tagged_deleted, c.deleted, c.skipped, c.failed
     );
     for (title, status) in [("Failed", Status::Failed), ("Skipped", Status::Skipped)] {
         let matching: Vec<&Outcome> = m.tasks.iter().filter(|o| o.status == status).collect();

@@ -17,6 +17,9 @@ pub struct StateEntry {
     /// is not tagged again and a reappearance is recognised.
     #[serde(rename = "d", default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// A file's modification time in nanoseconds (filesystem jobs).
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,8 +79,22 @@ impl State {
                         size: outcome.bytes,
                         etag: outcome.etag.clone().unwrap_or_default(),
                         deleted: false,
+                        mtime: None,
                     };
                     entries.insert(outcome.key.clone(), entry);
+                }
+                (Action::Upload, Status::Ok) => {
+                    let entry = StateEntry {
+                        key: outcome.key.clone(),
+                        size: outcome.bytes,
+                        etag: outcome.target_etag.clone().unwrap_or_default(),
+                        deleted: false,
+                        mtime: outcome.mtime_ns,
+                    };
+                    entries.insert(outcome.key.clone(), entry);
+                }
+                (Action::Delete, Status::Ok) => {
+                    entries.remove(&outcome.key);
                 }
                 (Action::MarkDeleted, Status::Ok) => {
                     if let Some(entry) = entries.get_mut(&outcome.key) {
@@ -100,7 +117,7 @@ mod tests {
     use crate::model::Task;
 
     fn entry(key: &str, size: u64, etag: &str) -> StateEntry {
-        StateEntry { key: key.into(), size, etag: etag.into(), deleted: false }
+        StateEntry { key: key.into(), size, etag: etag.into(), deleted: false, mtime: None }
     }
 
     #[test]

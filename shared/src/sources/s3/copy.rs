@@ -22,9 +22,7 @@ pub async fn execute(engine: &Engine, spec: &S3Job, concurrency: usize, tasks: &
                 Task::Skip { reason, size, .. } => {
                     Outcome { bytes: *size, ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()) }
                 }
-                Task::Restore { .. } => {
-                    Outcome::for_task(task, Status::Failed).with_detail("a restore task in a backup job")
-                }
+                _ => Outcome::for_task(task, Status::Failed).with_detail("not an S3 backup task"),
             };
             engine.progress.finished(&outcome);
             outcome

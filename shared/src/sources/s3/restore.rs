@@ -141,7 +141,7 @@ fn fold(manifests: &[Manifest]) -> BTreeMap<String, Held> {
                         entry.deleted = true;
                     }
                 }
-                Action::Skip | Action::Restore => {}
+                Action::Skip | Action::Restore | Action::Upload | Action::Delete => {}
             }
         }
     }

@@ -1,0 +1,114 @@
+//! Failure notifications: a Microsoft Teams card and/or a JSON POST. Webhook URLs are
+//! credentials: they are resolved at run time (`env:`, `ssm:`, `secretsmanager:`) and never
+//! logged. Best-effort: a notification that cannot be sent is logged and the run goes on.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Failure;
+use crate::aws::{AwsClients, error_text};
+use crate::config::{Job, SecretRef};
+
+/// Finds the URL a reference points to.
+pub async fn resolve(clients: &AwsClients, reference: &SecretRef) -> Result<String, String> {
+    let text = reference.reference();
+    if let Some(name) = text.strip_prefix("env:") {
+        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
+    }
+    if let Some(name) = text.strip_prefix("ssm:") {
+        let output = clients
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| format!("SSM parameter {name}: {}", error_text(&e)))?;
+        return output
+            .parameter()
+            .and_then(|p| p.value())
+            .map(str::to_string)
+            .ok_or_else(|| format!("SSM parameter {name} has no value"));
+    }
+    if let Some(id) = text.strip_prefix("secretsmanager:") {
+        let output = clients
+            .secretsmanager
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| format!("secret {id}: {}", error_text(&e)))?;
+        return output.secret_string().map(str::to_string).ok_or_else(|| format!("secret {id} has no string value"));
+    }
+    Ok(text.to_string())
+}
+
+/// An Adaptive Card in the message envelope Teams webhooks (Workflows and connectors) accept.
+pub fn teams_card(failure: &Failure) -> Value {
+    let mut facts = vec![
+        json!({"title": "Job", "value": failure.job}),
+        json!({"title": "Run", "value": failure.run_id}),
+        json!({"title": "Status", "value": failure.status}),
+    ];
+    if let Some(c) = &failure.counts {
+        facts.push(json!({"title": "Copied", "value": format!("{} ({} bytes)", c.copied, c.bytes_copied)}));
+        facts.push(json!({"title": "Failed", "value": c.failed.to_string()}));
+        facts.push(json!({"title": "Skipped", "value": c.skipped.to_string()}));
+    }
+    if let Some(report) = &failure.report {
+        facts.push(json!({"title": "Report", "value": report}));
+    }
+    let mut body = vec![
+        json!({"type": "TextBlock", "size": "Medium", "weight": "Bolder", "color": "Attention",
+               "text": format!("Backline: {} {}", failure.job, failure.status.replace('_', " "))}),
+        json!({"type": "FactSet", "facts": facts}),
+    ];
+    if !failure.errors.is_empty() {
+        body.push(json!({"type": "TextBlock", "text": "First errors:", "weight": "Bolder"}));
+        for error in &failure.errors {
+            body.push(json!({"type": "TextBlock", "text": error, "wrap": true, "fontType": "Monospace"}));
+        }
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "content": {
+                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                "type": "AdaptiveCard",
+                "version": "1.4",
+                "body": body
+            }
+        }]
+    })
+}
+
+/// Sends the job's notifications about a failure. Never fails the caller.
+pub async fn send(clients: &AwsClients, job: &Job, failure: &Failure) {
+    let Some(notify) = &job.notify else { return };
+    let targets = [("teams", &notify.teams_webhook, teams_card(failure)), ("webhook", &notify.webhook, json!(failure))];
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+        Ok(client) => client,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot send notifications");
+            return;
+        }
+    };
+    for (kind, reference, payload) in targets {
+        let Some(reference) = reference else { continue };
+        let url = match resolve(clients, reference).await {
+            Ok(url) => url,
+            Err(err) => {
+                tracing::warn!(kind, reference = ?reference, error = %err, "cannot resolve the notification URL");
+                continue;
+            }
+        };
+        match client.post(&url).json(&payload).send().await {
+            Ok(response) if response.status().is_success() => tracing::info!(kind, "notification sent"),
+            Ok(response) => tracing::warn!(kind, status = %response.status(), "notification refused"),
+            // The error would print the URL, which is a credential.
+            Err(err) => tracing::warn!(kind, error = %err.without_url(), "notification not sent"),
+        }
+    }
+}

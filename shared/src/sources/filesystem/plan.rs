@@ -1,0 +1,208 @@
+//! Planning a filesystem backup: a parallel walk of each folder, merged as a stream with the
+//! folder's state (both in path order), so a tree of millions of files is planned in bounded
+//! memory beyond the state itself.
+
+use std::cmp::Ordering;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+
+use super::units::{Unit, units};
+use super::{buckets, state};
+use crate::config::{FilesystemJob, Job};
+use crate::model::Task;
+use crate::pipeline::planner::TaskSink;
+use crate::pipeline::{Engine, EngineError};
+use crate::store::{ControlStore, StateEntry};
+
+/// Files and directories in the order the walk yields them: component by component, each
+/// directory's entries sorted by name. State entries are sorted the same way for the merge.
+pub fn path_order(a: &str, b: &str) -> Ordering {
+    a.split('/').cmp(b.split('/'))
+}
+
+/// What the walk found at one path.
+#[derive(Debug)]
+pub enum Found {
+    File {
+        key: String,
+        path: String,
+        size: u64,
+        mtime_ns: i64,
+    },
+    /// Not backed up, and not an error (special files, links to folders).
+    Skip {
+        key: String,
+        reason: String,
+    },
+    /// Could not be read: reported as a failed task.
+    Unreadable {
+        key: String,
+        reason: String,
+    },
+}
+
+impl Found {
+    fn key(&self) -> &str {
+        match self {
+            Found::File { key, .. } | Found::Skip { key, .. } | Found::Unreadable { key, .. } => key,
+        }
+    }
+}
+
+/// An object key is the file's absolute path without its leading `/`.
+pub fn key_of(path: &str) -> String {
+    path.trim_start_matches('/').to_string()
+}
+
+pub fn mtime_ns(metadata: &std::fs::Metadata) -> i64 {
+    metadata.mtime().saturating_mul(1_000_000_000).saturating_add(metadata.mtime_nsec())
+}
+
+fn classify(path: PathBuf, file_type: std::fs::FileType) -> Option<Found> {
+    let display = path.to_string_lossy().into_owned();
+    let key = key_of(&display);
+    if file_type.is_dir() {
+        return None;
+    }
+    if file_type.is_symlink() {
+        return Some(match std::fs::metadata(&path) {
+            Ok(target) if target.is_file() => {
+                Found::File { key, size: target.len(), mtime_ns: mtime_ns(&target), path: display }
+            }
+            Ok(target) if target.is_dir() => {
+                Found::Skip { key, reason: "symbolic link to a folder, not followed".into() }
+            }
+            Ok(_) => Found::Skip { key, reason: "symbolic link to a special file, not read".into() },
+            Err(e) => Found::Skip { key, reason: format!("broken symbolic link: {e}") },
+        });
+    }
+    let special = if file_type.is_fifo() {
+        Some("FIFO")
+    } else if file_type.is_socket() {
+        Some("socket")
+    } else if file_type.is_block_device() {
+        Some("block device")
+    } else if file_type.is_char_device() {
+        Some("character device")
+    } else {
+        None
+    };
+    if let Some(kind) = special {
+        return Some(Found::Skip { key, reason: format!("special file ({kind}), not read") });
+    }
+    Some(match std::fs::symlink_metadata(&path) {
+        Ok(metadata) => Found::File { key, size: metadata.len(), mtime_ns: mtime_ns(&metadata), path: display },
+        Err(e) => Found::Unreadable { key, reason: e.to_string() },
+    })
+}
+
+/// Walks `folder` on a blocking thread (jwalk reads directories in parallel), sending what it
+/// finds in path order through a bounded channel.
+pub fn walk(folder: String) -> mpsc::Receiver<Found> {
+    let (tx, rx) = mpsc::channel(1024);
+    tokio::task::spawn_blocking(move || {
+        let walker = jwalk::WalkDir::new(&folder).sort(true).skip_hidden(false).follow_links(false);
+        for entry in walker {
+            let found = match entry {
+                Ok(entry) if entry.depth == 0 => continue,
+                Ok(entry) => match classify(entry.path(), entry.file_type) {
+                    Some(found) => found,
+                    None => continue,
+                },
+                Err(err) => {
+                    let path = err.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| folder.clone());
+                    Found::Unreadable { key: key_of(&path), reason: format!("cannot read: {err}") }
+                }
+            };
+            if tx.blocking_send(found).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+pub async fn plan(
+    engine: &Engine,
+    job: &Job,
+    spec: &FilesystemJob,
+    dry_run: bool,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    let units = units(spec).map_err(EngineError::Input)?;
+    let s3 = &engine.clients.s3;
+    let store = ControlStore::new(s3.clone(), &job.control());
+    if !dry_run {
+        buckets::ensure(s3, store.bucket(), &spec.target).await?;
+    }
+    for unit in &units {
+        if !std::path::Path::new(&unit.folder).is_dir() {
+            return Err(EngineError::Input(format!("folder {} does not exist or is not a folder", unit.folder)));
+        }
+        if !dry_run {
+            let changed = buckets::ensure(s3, &unit.bucket, &spec.target).await?;
+            if !changed.is_empty() {
+                tracing::info!(bucket = %unit.bucket, changed = ?changed, "bucket settings applied");
+            }
+        }
+        sink.unit(unit.clone());
+        plan_unit(engine, job, &store, unit, dry_run, sink).await?;
+    }
+    Ok(())
+}
+
+async fn plan_unit(
+    engine: &Engine,
+    job: &Job,
+    store: &ControlStore,
+    unit: &Unit,
+    dry_run: bool,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
+    let name = state::name(&job.name, &unit.bucket);
+    let mut entries = if engine.options.reset_state {
+        state::rebuild(engine, store, unit, &name, dry_run).await?
+    } else {
+        state::load(engine, store, &name, &unit.bucket).await?
+    };
+    entries.sort_by(|a, b| path_order(&a.key, &b.key));
+    let mut known = entries.into_iter().peekable();
+    let mut found = walk(unit.folder.clone());
+    while let Some(item) = found.recv().await {
+        while let Some(gone) = known.next_if(|e| path_order(&e.key, item.key()) == Ordering::Less) {
+            sink.push(Task::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
+        }
+        let previous = known.next_if(|e| e.key == item.key());
+        match item {
+            Found::File { key, path, size, mtime_ns } => {
+                if previous.is_some_and(|p: StateEntry| p.size == size && p.mtime == Some(mtime_ns)) {
+                    sink.unchanged();
+                } else {
+                    sink.push(Task::Upload { path, bucket: unit.bucket.clone(), key, size, mtime_ns }).await?;
+                }
+            }
+            Found::Skip { key, reason } => {
+                sink.push(Task::Skip { key, size: 0, etag: String::new(), reason }).await?;
+            }
+            Found::Unreadable { key, reason } => sink.push(Task::Unreadable { key, reason }).await?,
+        }
+    }
+    for gone in known {
+        sink.push(Task::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_order_puts_a_folder_before_its_longer_sibling() {
+        let mut keys = vec!["x/a.txt", "x/a/b", "x/a-b", "x/a"];
+        keys.sort_by(|a, b| path_order(a, b));
+        assert_eq!(keys, vec!["x/a", "x/a/b", "x/a-b", "x/a.txt"]);
+    }
+}
