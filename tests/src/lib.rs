@@ -254,3 +254,57 @@ pub async fn source_and_target(s3: &aws_sdk_s3::Client) -> (String, String) {
     create_bucket(s3, &target).await;
     (source, target)
 }
+
+/// A local HTTP listener that records the bodies POSTed to it, answering 200.
+pub struct WebhookListener {
+    pub url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+}
+
+impl WebhookListener {
+    pub fn start() -> WebhookListener {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let store = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                store.lock().expect("lock").push((path, String::from_utf8_lossy(&body).into_owned()));
+                let _ =
+                    reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        WebhookListener { url, received }
+    }
+
+    /// (path, body) of every request so far.
+    pub fn received(&self) -> Vec<(String, String)> {
+        self.received.lock().expect("lock").clone()
+    }
+}
+
+/// A fresh folder under the system temp dir, readable by every user.
+pub fn temp_folder(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(unique(name));
+    std::fs::create_dir_all(&dir).expect("temp folder");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("permissions");
+    dir
+}

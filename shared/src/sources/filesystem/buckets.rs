@@ -46,13 +46,16 @@ pub async fn ensure(
         Err(err) => return Err(failed(bucket, "HeadBucket", error_text(&err))),
     }
 
-    let versioning = s3
+    // Enabling versioning is idempotent: when the answer cannot be read (moto answers a bucket
+    // that was never versioned with a root element S3 does not use), set it; a real refusal
+    // shows up as the Put's error.
+    let enabled = s3
         .get_bucket_versioning()
         .bucket(bucket)
         .send()
         .await
-        .map_err(|e| failed(bucket, "GetBucketVersioning", error_text(&e)))?;
-    if versioning.status() != Some(&BucketVersioningStatus::Enabled) {
+        .is_ok_and(|v| v.status() == Some(&BucketVersioningStatus::Enabled));
+    if !enabled {
         s3.put_bucket_versioning()
             .bucket(bucket)
             .versioning_configuration(
