@@ -91,10 +91,14 @@ struct RestoreArgs {
     /// The backup job whose backup to restore.
     #[arg(long, short = 'j', value_name = "NAME")]
     job: String,
-    /// Restore into this bucket (created if missing; a bucket with objects in it is refused
-    /// unless --allow-existing).
+    /// S3 jobs: restore into this bucket (created if missing; a bucket with objects in it is
+    /// refused unless --allow-existing).
     #[arg(long, value_name = "BUCKET")]
-    to_bucket: String,
+    to_bucket: Option<String>,
+    /// Filesystem jobs: restore under this folder (/a/b.txt lands in DIR/a/b.txt); default: the
+    /// files' original paths.
+    #[arg(long, value_name = "DIR")]
+    to: Option<String>,
     /// Prepended to restored keys (default: the job's source prefix, so keys come back as they were).
     #[arg(long, value_name = "PREFIX")]
     to_prefix: Option<String>,
@@ -114,7 +118,7 @@ struct RestoreArgs {
     /// Restore into a bucket that already holds objects (e.g. to continue an interrupted restore).
     #[arg(long)]
     allow_existing: bool,
-    /// Replace objects in the target that differ from the backup.
+    /// Replace objects (or files) in the target that differ from the backup.
     #[arg(long)]
     overwrite: bool,
     /// How often to check archived objects waiting for retrieval (s, m, h).
@@ -178,32 +182,67 @@ fn init_logging(verbose: u8) {
 }
 
 async fn restore(args: RestoreArgs) -> u8 {
-    let options = serde_json::json!({
-        "to_bucket": args.to_bucket,
-        "to_prefix": args.to_prefix,
-        "as_of": args.as_of,
-        "include_deleted": args.include_deleted,
-        "prefix": args.prefix,
-        "tier": args.tier,
-        "allow_existing": args.allow_existing,
-        "overwrite": args.overwrite,
-        "poll_interval": args.poll_interval,
-        "restore_days": args.restore_days,
-    });
-    let options = match backline::config::restore_options_from_value(options) {
-        Ok(options) => options,
-        Err(err) => {
-            eprintln!("error: {}", err.to_string().replace("`restore.", "`--").replace('_', "-"));
-            return EXIT_BAD_INPUT;
-        }
-    };
     let job = match run::load_jobs(&args.config, Some(&args.job)) {
         Ok(mut jobs) => jobs.remove(0),
         Err(code) => return code,
     };
-    let Some(restore) = job.restore(options) else {
-        eprintln!("error: job {} is a {} job; only s3 jobs can be restored", job.name, job.spec.kind());
-        return EXIT_BAD_INPUT;
+    let bad = |message: String| {
+        eprintln!("error: {message}");
+        EXIT_BAD_INPUT
+    };
+    let restore = match (&job.spec, &args.to_bucket, &args.to) {
+        (backline::JobSpec::S3(_), Some(to_bucket), None) => {
+            let options = serde_json::json!({
+                "to_bucket": to_bucket,
+                "to_prefix": args.to_prefix,
+                "as_of": args.as_of,
+                "include_deleted": args.include_deleted,
+                "prefix": args.prefix,
+                "tier": args.tier,
+                "allow_existing": args.allow_existing,
+                "overwrite": args.overwrite,
+                "poll_interval": args.poll_interval,
+                "restore_days": args.restore_days,
+            });
+            match backline::config::restore_options_from_value(options) {
+                Ok(options) => job.restore(options),
+                Err(err) => return bad(err.to_string().replace("`restore.", "`--").replace('_', "-")),
+            }
+        }
+        (backline::JobSpec::Filesystem(_), None, to) => {
+            let options = serde_json::json!({
+                "to_dir": to,
+                "as_of": args.as_of,
+                "prefix": args.prefix,
+                "tier": args.tier,
+                "overwrite": args.overwrite,
+                "poll_interval": args.poll_interval,
+                "restore_days": args.restore_days,
+            });
+            match backline::config::filesystem_restore_options_from_value(options) {
+                Ok(options) => job.restore_files(options),
+                Err(err) => {
+                    return bad(err.to_string().replace("`restore.to_dir", "`--to").replace("`restore.", "`--"));
+                }
+            }
+        }
+        (backline::JobSpec::S3(_), _, _) => {
+            return bad(format!("job {} is an s3 job: give --to-bucket (not --to)", job.name));
+        }
+        (backline::JobSpec::Filesystem(_), _, _) => {
+            return bad(format!(
+                "job {} is a filesystem job: give --to DIR (or nothing, for the original paths)",
+                job.name
+            ));
+        }
+        _ => None,
+    };
+    let Some(restore) = restore else {
+        return bad(format!(
+            "job {} is a {} job; only s3 and filesystem jobs can be restored",
+            job.name,
+            job.spec.kind()
+        ));
     };
     run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default()).await
 }

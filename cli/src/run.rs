@@ -91,6 +91,10 @@ fn print_plan(plan: &PlanSummary) -> u8 {
             Task::Upload { path, size, .. } => println!("    upload       {path:?} ({})", HumanBytes(*size)),
             Task::Delete { bucket, key } => println!("    delete       s3://{bucket}/{key}"),
             Task::Unreadable { key, reason } => println!("    unreadable   /{key}: {reason}"),
+            Task::Download { dest, size, archived, .. } => {
+                let from = if *archived { " from archive" } else { "" };
+                println!("    download     {dest:?} ({}){from}", HumanBytes(*size))
+            }
             Task::Restore { key, size, archived, .. } => {
                 let from = if *archived { " from archive" } else { "" };
                 println!("    restore      {key:?} ({}){from}", HumanBytes(*size))

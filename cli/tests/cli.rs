@@ -204,3 +204,52 @@ fn restore_verify_runs_and_status_from_the_command_line() {
     assert!(stdout.contains("finished succeeded"), "{stdout}");
     assert_eq!(backline(&["status", "--config", file, "photos-19990101T000000Z"]).status.code(), Some(2));
 }
+
+/// Runs `backline` as the unprivileged user `nobody` when the tests run as root (as CI does),
+/// so file permissions mean what they mean for a real backup user.
+fn backline_unprivileged(args: &[&str]) -> Output {
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let mut command = if is_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(env!("CARGO_BIN_EXE_backline"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_backline"))
+    };
+    command.args(args).env("HOME", "/tmp");
+    for (name, value) in Moto::get().env() {
+        command.env(name, value);
+    }
+    command.output().expect("backline runs")
+}
+
+#[test]
+fn an_unreadable_file_is_reported_the_others_uploaded_and_the_run_exits_1() {
+    use std::os::unix::fs::PermissionsExt;
+    let folder = backline_tests::temp_folder("cli-fs");
+    std::fs::write(folder.join("readable.txt"), "fine").unwrap();
+    std::fs::write(folder.join("secret.txt"), "no").unwrap();
+    std::fs::set_permissions(folder.join("readable.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(folder.join("secret.txt"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    let prefix = unique("clifs");
+    let jobs = temp_file(
+        "fs.toml",
+        &format!(
+            "[[jobs]]\nname = \"files\"\nkind = \"filesystem\"\nfolders = [{:?}]\n[jobs.target]\nbucket_prefix = \"{prefix}\"\nstorage_class = \"STANDARD\"\n",
+            folder.display().to_string()
+        ),
+    );
+    std::fs::set_permissions(jobs.parent().unwrap(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&jobs, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let output = backline_unprivileged(&["plan", "--config", jobs.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("folder {} -> bucket {prefix}-", folder.display())), "{stdout}");
+
+    let output = backline_unprivileged(&["run", "--no-progress", "--config", jobs.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("copied 1 objects") && stdout.contains("failed 1"), "{stdout}");
+    assert!(stdout.contains("secret.txt") && stdout.contains("ermission denied"), "{stdout}");
+}

@@ -37,7 +37,10 @@ export interface Job {
   source?: { bucket: string; prefix?: string };
   target?: { bucket?: string; prefix?: string; kms_key_id?: string; bucket_prefix?: string };
   backup_job?: string;
-  backup?: { source: { bucket: string; prefix?: string }; target: { bucket: string; prefix?: string } };
+  backup?: {
+    source?: { bucket: string; prefix?: string };
+    target: { bucket?: string; prefix?: string; bucket_prefix?: string };
+  };
   options?: { to_bucket: string };
   folders?: string[];
   roots?: string[];
@@ -81,9 +84,11 @@ export function controlOf(job: Job): { bucket: string; prefix: string } {
   if (job.control) return { bucket: job.control.bucket, prefix: job.control.prefix ?? '_backline/' };
   const bucket =
     job.kind === 's3-restore'
-      ? job.backup!.target.bucket
+      ? job.backup!.target.bucket!
       : job.kind === 'filesystem'
         ? `${job.target!.bucket_prefix}-backline`
-        : job.target!.bucket!;
+        : job.kind === 'filesystem-restore'
+          ? `${job.backup!.target.bucket_prefix}-backline`
+          : job.target!.bucket!;
   return { bucket, prefix: '_backline/' };
 }

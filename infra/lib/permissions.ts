@@ -56,6 +56,21 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     }
     return statements;
   }
+  if (job.kind === 'filesystem-restore') {
+    // Reads the backup's buckets ({bucket_prefix}-*), retrieves archived files, and writes the
+    // files to the worker's file system (EFS), which needs no IAM.
+    const buckets = `arn:aws:s3:::${job.backup!.target.bucket_prefix}-*`;
+    statements.push(new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [buckets] }));
+    if (role === 'worker') {
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:RestoreObject'],
+          resources: [`${buckets}/*`],
+        }),
+      );
+    }
+    return statements;
+  }
   if (job.kind === 's3') {
     const source = job.source!.bucket;
     const target = job.target!.bucket!;
@@ -74,7 +89,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
       );
     }
   } else if (job.kind === 's3-restore') {
-    const backup = job.backup!.target.bucket;
+    const backup = job.backup!.target.bucket!;
     const to = job.options!.to_bucket;
     statements.push(
       new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [bucketArn(backup)] }),

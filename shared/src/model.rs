@@ -80,6 +80,18 @@ pub enum Task {
     Upload { path: String, bucket: String, key: String, size: u64, mtime_ns: i64 },
     /// Delete the object of a file gone from disk (the versioned bucket keeps the old version).
     Delete { bucket: String, key: String },
+    /// Download a backed-up file (or one version of it) to `dest`, restoring it from an archive
+    /// first when needed (the task then waits in the queue).
+    Download {
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        size: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        archived: bool,
+        dest: String,
+    },
     /// A path the walk could not read: reported as a failed task.
     Unreadable { key: String, reason: String },
     /// Report an object the run will not copy, with the reason.
@@ -95,6 +107,7 @@ impl Task {
             | Task::Restore { key, .. }
             | Task::Upload { key, .. }
             | Task::Delete { key, .. }
+            | Task::Download { key, .. }
             | Task::Unreadable { key, .. } => key,
         }
     }
@@ -102,7 +115,10 @@ impl Task {
     /// Bytes the task moves, for chunk sizing and progress.
     pub fn bytes(&self) -> u64 {
         match self {
-            Task::Copy { size, .. } | Task::Restore { size, .. } | Task::Upload { size, .. } => *size,
+            Task::Copy { size, .. }
+            | Task::Restore { size, .. }
+            | Task::Upload { size, .. }
+            | Task::Download { size, .. } => *size,
             _ => 0,
         }
     }
@@ -224,9 +240,12 @@ impl Outcome {
             Task::Upload { path, .. } => (Action::Upload, Some(path.clone()), None),
             Task::Delete { .. } => (Action::Delete, None, None),
             Task::Unreadable { .. } => (Action::Upload, None, None),
+            Task::Download { dest, .. } => (Action::Restore, Some(dest.clone()), None),
         };
         let target_bucket = match task {
-            Task::Upload { bucket, .. } | Task::Delete { bucket, .. } => Some(bucket.clone()),
+            Task::Upload { bucket, .. } | Task::Delete { bucket, .. } | Task::Download { bucket, .. } => {
+                Some(bucket.clone())
+            }
             _ => None,
         };
         Outcome {

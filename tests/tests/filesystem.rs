@@ -183,3 +183,71 @@ fn job_prefix(job: &Job) -> &str {
         _ => unreachable!(),
     }
 }
+
+fn restore_options(to_dir: &Path, extra: serde_json::Value) -> backline::config::FilesystemRestoreOptions {
+    let mut value = serde_json::json!({ "to_dir": to_dir.display().to_string(), "poll_interval": "1s" });
+    value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    backline::config::filesystem_restore_options_from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn files_come_back_from_deep_archive_under_a_folder_with_their_mtimes() {
+    let moto = Moto::get();
+    let clients = moto.clients().await;
+    let folder = temp_folder("fs-restore");
+    write(&folder.join("a.txt"), b"a");
+    write(&folder.join("deep/er/b.txt"), b"b");
+    let job = job(&prefix(), &[&folder], &[], "");
+    run(&clients, &job, EngineOptions::default()).await;
+
+    backline_tests::set_transition(moto, "s3::keyrestore", Some(1));
+    let to = temp_folder("fs-restored");
+    let restore = job.restore_files(restore_options(&to, serde_json::json!({"tier": "Expedited"}))).unwrap();
+    let manifest = run(&clients, &restore, EngineOptions::default()).await;
+    assert_eq!(manifest.counts.copied, 2, "{:#?}", manifest.tasks);
+    let restored_a = to.join(key_of(&folder.join("a.txt").display().to_string()));
+    assert_eq!(std::fs::read(&restored_a).unwrap(), b"a");
+    assert_eq!(std::fs::read(to.join(key_of(&folder.join("deep/er/b.txt").display().to_string()))).unwrap(), b"b");
+    let original = std::fs::metadata(folder.join("a.txt")).unwrap().modified().unwrap();
+    assert_eq!(std::fs::metadata(&restored_a).unwrap().modified().unwrap(), original, "mtime restored");
+    assert!(manifest.tasks.iter().all(|o| o.detail.as_deref().unwrap_or("").contains("no Expedited")));
+
+    // Again: nothing to do.
+    let again = run(&clients, &restore, EngineOptions::default()).await;
+    assert_eq!((again.counts.copied, again.counts.skipped), (0, 2));
+}
+
+#[tokio::test]
+async fn as_of_restores_the_files_of_a_past_run_and_the_deleted_ones() {
+    // STANDARD objects: moto's RestoreObject ignores version ids, so old archived versions
+    // cannot be retrieved there (S3 retrieves them).
+    let clients = Moto::get().clients().await;
+    let folder = temp_folder("fs-asof");
+    write(&folder.join("a.txt"), b"first a");
+    write(&folder.join("gone.txt"), b"soon deleted");
+    let job = job(&prefix(), &[&folder], &[], "storage_class = \"STANDARD\"");
+    let first = run(&clients, &job, EngineOptions::default()).await;
+    touch_later(&folder.join("a.txt"), b"second version of a");
+    std::fs::remove_file(folder.join("gone.txt")).unwrap();
+    let second = run(&clients, &job, EngineOptions::default()).await;
+    assert_eq!((second.counts.copied, second.counts.deleted), (1, 1));
+
+    let older = temp_folder("fs-restored-old");
+    let as_of = job.restore_files(restore_options(&older, serde_json::json!({"as_of": first.run_id}))).unwrap();
+    let manifest = run(&clients, &as_of, EngineOptions::default()).await;
+    assert_eq!(manifest.counts.copied, 2, "{:#?}", manifest.tasks);
+    assert_eq!(std::fs::read(older.join(key_of(&folder.join("a.txt").display().to_string()))).unwrap(), b"first a");
+    assert_eq!(
+        std::fs::read(older.join(key_of(&folder.join("gone.txt").display().to_string()))).unwrap(),
+        b"soon deleted"
+    );
+
+    let now = temp_folder("fs-restored-now");
+    let current = job.restore_files(restore_options(&now, serde_json::json!({}))).unwrap();
+    let manifest = run(&clients, &current, EngineOptions::default()).await;
+    assert_eq!(manifest.counts.copied, 1, "a deleted file is not restored from the current backup");
+    assert_eq!(
+        std::fs::read(now.join(key_of(&folder.join("a.txt").display().to_string()))).unwrap(),
+        b"second version of a"
+    );
+}

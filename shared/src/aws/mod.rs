@@ -5,6 +5,7 @@
 //! addressed path-style, which local servers (moto, s3s, MinIO) need.
 
 pub mod copy;
+pub mod glacier;
 pub mod s3;
 
 use std::time::Duration;

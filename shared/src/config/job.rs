@@ -90,16 +90,20 @@ pub enum JobSpec {
     S3Restore(S3RestoreJob),
     /// Back up folders of files, each into its own versioned bucket.
     Filesystem(FilesystemJob),
+    /// Restore a filesystem job's backup into folders.
+    #[serde(rename = "filesystem-restore")]
+    FilesystemRestore(FilesystemRestoreJob),
 }
 
 impl JobSpec {
-    pub const KINDS: &'static [&'static str] = &["s3", "s3-restore", "filesystem"];
+    pub const KINDS: &'static [&'static str] = &["s3", "s3-restore", "filesystem", "filesystem-restore"];
 
     pub fn kind(&self) -> &'static str {
         match self {
             JobSpec::S3(_) => "s3",
             JobSpec::S3Restore(_) => "s3-restore",
             JobSpec::Filesystem(_) => "filesystem",
+            JobSpec::FilesystemRestore(_) => "filesystem-restore",
         }
     }
 }
@@ -316,8 +320,26 @@ impl Job {
             JobSpec::S3(s3) => s3.target.bucket.clone(),
             JobSpec::S3Restore(restore) => restore.backup.target.bucket.clone(),
             JobSpec::Filesystem(fs) => fs.target.control_bucket(),
+            JobSpec::FilesystemRestore(restore) => restore.backup.target.control_bucket(),
         };
         ControlLocation { bucket, prefix: DEFAULT_CONTROL_PREFIX.to_string() }
+    }
+
+    /// The restore of this (`filesystem`) job's backup into folders.
+    pub fn restore_files(&self, options: FilesystemRestoreOptions) -> Option<Job> {
+        let JobSpec::Filesystem(backup) = &self.spec else { return None };
+        Some(Job {
+            name: format!("{}-restore", self.name),
+            control: Some(self.control()),
+            concurrency: self.concurrency,
+            schedule: None,
+            notify: self.notify.clone(),
+            spec: JobSpec::FilesystemRestore(FilesystemRestoreJob {
+                backup_job: self.name.clone(),
+                backup: backup.clone(),
+                options,
+            }),
+        })
     }
 
     /// The restore of this (`s3`) job's backup; its runs are recorded beside the backup's.
@@ -438,4 +460,37 @@ impl From<BucketPrefix> for String {
     fn from(prefix: BucketPrefix) -> String {
         prefix.0
     }
+}
+
+/// `kind = "filesystem-restore"`: restore the backup of the `filesystem` job `backup_job`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemRestoreJob {
+    pub backup_job: String,
+    pub backup: FilesystemJob,
+    pub options: FilesystemRestoreOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemRestoreOptions {
+    /// Restore under this folder (a file /a/b.txt lands in DIR/a/b.txt). Default: the files'
+    /// original paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_dir: Option<AbsolutePath>,
+    /// A run id or a time: what the backup held at the end of that run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    /// Restore only files whose original path starts with this.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub tier: RestoreTier,
+    /// Replace files that exist and differ from the backup.
+    #[serde(default)]
+    pub overwrite: bool,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: HumanDuration,
+    #[serde(default = "default_restore_days")]
+    pub restore_days: u32,
 }

@@ -26,7 +26,13 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("s3", include_str!("../../examples/s3.toml")),
     ("s3-restore", include_str!("../../examples/s3-restore.toml")),
     ("filesystem", include_str!("../../examples/filesystem.toml")),
+    ("filesystem-restore", include_str!("../../examples/filesystem-restore.toml")),
 ];
+
+/// Parses the options of a filesystem restore from JSON, naming bad fields.
+pub fn filesystem_restore_options_from_value(value: Value) -> Result<FilesystemRestoreOptions, JobError> {
+    deserialize_at(value, "restore").map_err(|(field, message)| JobError { job: None, field, message })
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
@@ -266,6 +272,7 @@ impl Job {
         let spec = match kind.as_str() {
             "s3" => JobSpec::S3(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
             "s3-restore" => JobSpec::S3Restore(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
+            "filesystem-restore" => JobSpec::FilesystemRestore(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
             "filesystem" => {
                 let spec: FilesystemJob = deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?;
                 if spec.folders.is_empty() && spec.roots.is_empty() {

@@ -9,14 +9,14 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::EngineError;
-use crate::config::{Config, Format, Job, RestoreOptions, restore_options_from_value};
+use crate::config::{Config, Format, Job, JobSpec, filesystem_restore_options_from_value, restore_options_from_value};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobRef {
     Named(String),
     Inline(Box<Job>),
-    /// Restore the backup of the named `s3` job.
-    Restore(String, Box<RestoreOptions>),
+    /// Restore the backup of the named job, with options whose schema depends on its kind.
+    Restore(String, Box<Value>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -58,8 +58,7 @@ fn parse_restore(value: Value) -> Result<JobRef, EngineError> {
         Some(Value::String(name)) => name,
         _ => return Err(bad("`restore.job` must name the backup job to restore")),
     };
-    let options = restore_options_from_value(Value::Object(fields)).map_err(|e| bad(e.to_string()))?;
-    Ok(JobRef::Restore(job, Box::new(options)))
+    Ok(JobRef::Restore(job, Box::new(Value::Object(fields))))
 }
 
 fn parse_request(
@@ -130,6 +129,23 @@ pub async fn load_config(location: &str, s3: &aws_sdk_s3::Client) -> Result<Conf
     Ok(Config::parse(&text, format, location)?)
 }
 
+/// The restore job of a backup job, from the options of a `restore` request.
+pub fn restore_job(backup: &Job, options: Value) -> Result<Job, EngineError> {
+    let restore = match &backup.spec {
+        JobSpec::S3(_) => restore_options_from_value(options).map(|o| backup.restore(o)),
+        JobSpec::Filesystem(_) => filesystem_restore_options_from_value(options).map(|o| backup.restore_files(o)),
+        _ => Ok(None),
+    }
+    .map_err(|e| bad(e.to_string()))?;
+    restore.ok_or_else(|| {
+        EngineError::Input(format!(
+            "job {} is a {} job; only s3 and filesystem jobs restore",
+            backup.name,
+            backup.spec.kind()
+        ))
+    })
+}
+
 /// The jobs an event asks for, each with its event time and dry-run flag.
 pub async fn resolve_jobs(
     event: PlannerEvent,
@@ -153,10 +169,7 @@ pub async fn resolve_jobs(
         PlannerEvent::Request(PlanRequest { job: JobRef::Restore(name, options), time, dry_run }) => {
             let (config, file) = config().await?;
             let backup = config.job(&name, &file)?;
-            let restore = backup.restore(*options).ok_or_else(|| {
-                EngineError::Input(format!("job {name} is a {} job; only s3 jobs restore", backup.spec.kind()))
-            })?;
-            Ok(vec![(restore, time, dry_run)])
+            Ok(vec![(restore_job(backup, *options)?, time, dry_run)])
         }
         PlannerEvent::Scheduled { time } => {
             let (config, _) = config().await?;
@@ -198,10 +211,13 @@ mod tests {
         let PlannerEvent::Request(request) = parse_planner_event(event).unwrap() else { panic!() };
         let JobRef::Restore(job, options) = request.job else { panic!() };
         assert_eq!(job, "photos");
-        assert_eq!(options.as_of.as_deref(), Some("2026-11-01"));
-        assert_eq!(options.tier, crate::config::RestoreTier::Bulk);
-        let err =
-            parse_planner_event(json!({"restore": {"job": "p", "to_bucket": "b-b-b", "tier": "Fast"}})).unwrap_err();
+        let backup =
+            Config::parse(include_str!("../../examples/s3.toml"), Format::Toml, "s3.toml").unwrap().jobs.remove(0);
+        let restore = restore_job(&backup, *options).unwrap();
+        let JobSpec::S3Restore(restore) = restore.spec else { panic!() };
+        assert_eq!(restore.options.as_of.as_deref(), Some("2026-11-01"));
+        assert_eq!(restore.options.tier, crate::config::RestoreTier::Bulk);
+        let err = restore_job(&backup, json!({"to_bucket": "b-b-b", "tier": "Fast"})).unwrap_err();
         assert!(err.to_string().contains("restore.tier") && err.to_string().contains("Expedited"), "{err}");
     }
 

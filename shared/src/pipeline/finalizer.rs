@@ -30,6 +30,15 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
             let folders: Vec<&str> = fs.folders.iter().chain(&fs.roots).map(|f| f.as_str()).collect();
             (folders.join(", "), format!("s3://{}-*", fs.target.bucket_prefix.as_str()))
         }
+        JobSpec::FilesystemRestore(restore) => (
+            format!("s3://{}-*", restore.backup.target.bucket_prefix.as_str()),
+            restore
+                .options
+                .to_dir
+                .as_ref()
+                .map(|d| d.as_str().to_string())
+                .unwrap_or_else(|| "/ (original paths)".into()),
+        ),
     };
 
     // State first: if the run stops after this, the next plan still starts from the truth.
@@ -43,7 +52,7 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
             store.write_state(&job.name, &old.apply(&run.run_id, &outcomes)).await?;
         }
         JobSpec::Filesystem(_) => write_folder_states(engine, &store, &job.name, &run.run_id, &outcomes).await?,
-        JobSpec::S3Restore(_) => {}
+        JobSpec::S3Restore(_) | JobSpec::FilesystemRestore(_) => {}
     }
 
     let status = if counts.failed == 0 { "succeeded" } else { "failed" };

@@ -46,7 +46,7 @@ impl PlanSummary {
             }
             Task::Delete { .. } => self.to_mark_deleted += 1,
             Task::Unreadable { .. } => self.to_skip += 1,
-            Task::Restore { size, .. } => {
+            Task::Restore { size, .. } | Task::Download { size, .. } => {
                 self.to_copy += 1;
                 self.bytes_to_copy += size;
             }
@@ -119,7 +119,7 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
     match &job.spec {
         JobSpec::S3(spec) => sources::s3::check_buckets(engine, spec).await?,
         JobSpec::S3Restore(spec) => sources::s3::restore::prepare(engine, spec, dry_run).await?,
-        JobSpec::Filesystem(_) => {}
+        JobSpec::Filesystem(_) | JobSpec::FilesystemRestore(_) => {}
     }
     let summary = PlanSummary { job: job.name.clone(), run_id: run.run_id.clone(), dry_run, ..Default::default() };
     if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
@@ -139,6 +139,7 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         JobSpec::S3(spec) => sources::s3::plan(engine, job, spec, run, &mut sink).await,
         JobSpec::S3Restore(spec) => sources::s3::restore::plan(engine, job, spec, &mut sink).await,
         JobSpec::Filesystem(spec) => sources::filesystem::plan(engine, job, spec, dry_run, &mut sink).await,
+        JobSpec::FilesystemRestore(spec) => sources::filesystem::restore::plan(engine, job, spec, &mut sink).await,
     };
     if let Err(err) = planned {
         if !dry_run {

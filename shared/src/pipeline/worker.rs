@@ -5,7 +5,11 @@ use super::ledger::ChunkDone;
 use super::queue::MAX_DELAY;
 use super::{Engine, EngineError};
 use crate::config::{Job, JobSpec};
-use crate::model::{Chunk, ChunkMessage, FinalizeMessage, RunRef, Status, WIRE_VERSION, WorkMessage};
+use crate::model::{Chunk, ChunkMessage, FinalizeMessage, Outcome, RunRef, Status, WIRE_VERSION, WorkMessage};
+
+/// How often a task may go back to wait for an archive retrieval: at the default 15-minute
+/// interval, five days; Deep Archive's Bulk tier promises 48 hours.
+pub const MAX_WAITS: u32 = 480;
 use crate::sources;
 use crate::store::ControlStore;
 
@@ -57,6 +61,20 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         JobSpec::Filesystem(spec) => {
             (sources::filesystem::execute(engine, spec, job.concurrency, &chunk.tasks).await, Vec::new())
         }
+        JobSpec::FilesystemRestore(spec) => {
+            sources::filesystem::restore::execute(engine, spec, job.concurrency, &chunk.tasks).await
+        }
+    };
+    // A retrieval that never finishes must not keep the run open forever.
+    let (outcomes, waiting) = if chunk.attempt >= MAX_WAITS && !waiting.is_empty() {
+        let mut outcomes = outcomes;
+        outcomes.extend(waiting.iter().map(|task| {
+            Outcome::for_task(task, Status::Failed)
+                .with_detail(format!("still not retrieved from the archive after {MAX_WAITS} checks"))
+        }));
+        (outcomes, Vec::new())
+    } else {
+        (outcomes, waiting)
     };
     let failed = outcomes.iter().filter(|o| o.status == Status::Failed).count();
     ControlStore::new(engine.clients.s3.clone(), &run.control)
@@ -72,6 +90,7 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         let next = Chunk { seq: chunk.seq, attempt: chunk.attempt + 1, tasks: waiting };
         let delay = match &job.spec {
             JobSpec::S3Restore(spec) => spec.options.poll_interval.0,
+            JobSpec::FilesystemRestore(spec) => spec.options.poll_interval.0,
             JobSpec::S3(_) | JobSpec::Filesystem(_) => MAX_DELAY,
         };
         engine.queue.send_later(ChunkMessage { run: run.clone(), job: job.clone(), chunk: next }, delay).await?;

@@ -2,6 +2,7 @@
 
 mod buckets;
 mod plan;
+pub mod restore;
 mod state;
 mod units;
 mod upload;

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_s3::types::{GlacierJobParameters, ObjectStorageClass, RestoreRequest, Tier};
+use aws_sdk_s3::types::ObjectStorageClass;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, stream};
 
@@ -11,7 +11,8 @@ use super::copy::copy_outcome;
 use super::tags::{DELETED, DELETED_AT};
 use crate::aws::copy::{self, CopyFailure, CopyRequest, Tags, object_tags};
 use crate::aws::error_text;
-use crate::config::{Job, RestoreTier, S3RestoreJob};
+use crate::aws::glacier::{Retrieval, RetrievalRequest, retrieval};
+use crate::config::{Job, S3RestoreJob};
 use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
@@ -407,7 +408,14 @@ async fn restore_one(engine: &Engine, spec: &S3RestoreJob, task: &Task) -> Step 
 
     let mut note = None;
     if *archived {
-        match retrieval(engine, spec, key, version).await {
+        let request = RetrievalRequest {
+            bucket: backup_bucket,
+            key,
+            version,
+            tier: spec.options.tier,
+            days: spec.options.restore_days,
+        };
+        match retrieval(s3, &request).await {
             Ok(Retrieval::Ready(tier_note)) => note = tier_note,
             Ok(Retrieval::Waiting) => return Step::Waiting(task.clone()),
             Err(message) => return Step::Done(Outcome { status: Status::Failed, ..base }.with_detail(message)),
@@ -437,67 +445,6 @@ async fn restore_one(engine: &Engine, spec: &S3RestoreJob, task: &Task) -> Step 
         Some(note) if outcome.status == Status::Ok => outcome.with_detail(note),
         _ => outcome,
     })
-}
-
-enum Retrieval {
-    /// Readable now; with a note when the tier asked for was not available.
-    Ready(Option<String>),
-    Waiting,
-}
-
-/// Checks an archived object's retrieval (`x-amz-restore`), asking for one if none is under way.
-async fn retrieval(
-    engine: &Engine,
-    spec: &S3RestoreJob,
-    key: &str,
-    version: Option<&str>,
-) -> Result<Retrieval, String> {
-    let s3 = &engine.clients.s3;
-    let bucket = spec.backup.target.bucket.as_str();
-    let head = s3
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.map(str::to_string))
-        .send()
-        .await
-        .map_err(|e| format!("HeadObject: {}", error_text(&e)))?;
-    let deep = head.storage_class().map(|c| c.as_str()) == Some("DEEP_ARCHIVE");
-    let mut tier = spec.options.tier;
-    let mut note = None;
-    if deep && tier == RestoreTier::Expedited {
-        tier = RestoreTier::Standard;
-        note = Some("DEEP_ARCHIVE has no Expedited retrieval; used Standard".to_string());
-    }
-    match head.restore() {
-        Some(status) if status.contains("ongoing-request=\"false\"") => return Ok(Retrieval::Ready(note)),
-        Some(_) => return Ok(Retrieval::Waiting),
-        None => {}
-    }
-    if let Some(note) = &note {
-        tracing::warn!(key, "{note}");
-    }
-    let request = RestoreRequest::builder()
-        .days(spec.options.restore_days as i32)
-        .glacier_job_parameters(
-            GlacierJobParameters::builder().tier(Tier::from(tier.as_str())).build().map_err(|e| e.to_string())?,
-        )
-        .build();
-    match s3
-        .restore_object()
-        .bucket(bucket)
-        .key(key)
-        .set_version_id(version.map(str::to_string))
-        .restore_request(request)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(Retrieval::Waiting),
-        Err(err) if aws_sdk_s3::error::ProvideErrorMetadata::code(&err) == Some("RestoreAlreadyInProgress") => {
-            Ok(Retrieval::Waiting)
-        }
-        Err(err) => Err(format!("RestoreObject: {}", error_text(&err))),
-    }
 }
 
 #[cfg(test)]
