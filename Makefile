@@ -12,7 +12,10 @@ EVENT ?= events/planner-request.json
 CONFIG ?= infra/backline.example.toml
 
 .PHONY: help setup setup-lambda setup-infra test lint demo watch invoke lambdas stack-up stack-down \
-	synth infra-test deploy clean
+	synth infra-test deploy bench-fs-plan clean
+
+# Files in the filesystem planning benchmark's tree.
+N ?= 1000000
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -84,6 +87,12 @@ invoke: setup-lambda ## Send EVENT to FN (planner, worker, finalizer) running un
 lambdas: setup-lambda ## Build the functions for Lambda (arm64) with cargo-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 \
 		-p backline-planner -p backline-worker -p backline-finalizer
+
+bench-fs-plan: setup ## Peak memory and time of planning a tree of N files (default 1,000,000)
+	cargo build --release --locked -p backline-cli
+	scripts/stack.sh up
+	source .demo/stack.env && .venv/bin/python bench/fs_plan.py $(CARGO_TARGET_DIR)/release/backline $(N) \
+		$${BENCH_DIR:-/tmp/backline-bench}; rc=$$?; scripts/stack.sh down; exit $$rc
 
 clean: stack-down ## Remove the venv and local stack files (the cargo build stays warm)
 	rm -rf $(VENV) .demo

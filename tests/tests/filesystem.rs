@@ -147,7 +147,18 @@ async fn a_failed_upload_sends_one_message_per_webhook_and_a_dry_run_none() {
     let folder = temp_folder("fs-fail");
     write(&folder.join("fine.txt"), b"fine");
     let unreadable = proc_mem_link(&folder);
-    let notify = format!("[jobs.notify]\nwebhook = \"{0}/hook\"\nteams_webhook = \"{0}/teams\"\n", hooks.url);
+    // The Teams URL is a secret in SSM; the generic one is written out.
+    let parameter = format!("/backline/{}/teams", unique("t"));
+    clients
+        .ssm
+        .put_parameter()
+        .name(&parameter)
+        .value(format!("{}/teams", hooks.url))
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let notify = format!("[jobs.notify]\nwebhook = \"{}/hook\"\nteams_webhook = \"ssm:{parameter}\"\n", hooks.url);
     let job = job(&prefix(), &[&folder], &[], &notify);
 
     local::run(clients.clone(), &job, chrono::Utc::now(), true, Arc::new(NoProgress)).await.unwrap();

@@ -6,6 +6,7 @@ pub mod restore;
 mod state;
 mod units;
 mod upload;
+mod walk;
 
 pub use buckets::{LIFECYCLE_RULE_ID, ensure as ensure_bucket};
 pub use plan::{key_of, path_order, plan};

@@ -60,7 +60,7 @@ pub fn mtime_ns(metadata: &std::fs::Metadata) -> i64 {
     metadata.mtime().saturating_mul(1_000_000_000).saturating_add(metadata.mtime_nsec())
 }
 
-fn classify(path: PathBuf, file_type: std::fs::FileType) -> Option<Found> {
+pub(super) fn classify(path: PathBuf, file_type: std::fs::FileType) -> Option<Found> {
     let display = path.to_string_lossy().into_owned();
     let key = key_of(&display);
     if file_type.is_dir() {
@@ -98,28 +98,12 @@ fn classify(path: PathBuf, file_type: std::fs::FileType) -> Option<Found> {
     })
 }
 
-/// Walks `folder` on a blocking thread (jwalk reads directories in parallel), sending what it
-/// finds in path order through a bounded channel.
+/// Walks `folder` on a blocking thread (directory reads run in parallel, a bounded number ahead),
+/// sending what it finds in path order through a bounded channel.
 pub fn walk(folder: String) -> mpsc::Receiver<Found> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::task::spawn_blocking(move || {
-        let walker = jwalk::WalkDir::new(&folder).sort(true).skip_hidden(false).follow_links(false);
-        for entry in walker {
-            let found = match entry {
-                Ok(entry) if entry.depth == 0 => continue,
-                Ok(entry) => match classify(entry.path(), entry.file_type) {
-                    Some(found) => found,
-                    None => continue,
-                },
-                Err(err) => {
-                    let path = err.path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|| folder.clone());
-                    Found::Unreadable { key: key_of(&path), reason: format!("cannot read: {err}") }
-                }
-            };
-            if tx.blocking_send(found).is_err() {
-                return;
-            }
-        }
+        super::walk::walk(std::path::Path::new(&folder), |found| tx.blocking_send(found).is_ok());
     });
     rx
 }

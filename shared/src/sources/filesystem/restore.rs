@@ -14,7 +14,8 @@ use crate::config::{FilesystemRestoreJob, Job, StorageClass};
 use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
-use crate::sources::s3::restore::{Step, select_run};
+use crate::sources::s3::restore::select_run;
+use crate::sources::{Step, partition};
 use crate::store::ControlStore;
 
 /// Where a key is restored: `/{key}`, or `{to_dir}/{key}`. A key that would land outside (a `..`
@@ -192,14 +193,7 @@ pub async fn execute(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let (mut outcomes, mut waiting) = (Vec::new(), Vec::new());
-    for step in steps {
-        match step {
-            Step::Done(outcome) => outcomes.push(outcome),
-            Step::Waiting(task) => waiting.push(task),
-        }
-    }
-    (outcomes, waiting)
+    partition(steps)
 }
 
 /// `secs.nanos` (the `mtime` metadata uploads carry) as a time.

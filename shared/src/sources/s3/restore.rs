@@ -16,6 +16,7 @@ use crate::config::{Job, S3RestoreJob};
 use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
+use crate::sources::{Step, partition};
 use crate::store::{ControlStore, Manifest};
 
 /// Where a backup key came from, and where it is restored to.
@@ -307,12 +308,6 @@ async fn plan_as_of(
     Ok(())
 }
 
-/// A restore task either finishes or waits for an archive retrieval.
-pub enum Step {
-    Done(Outcome),
-    Waiting(Task),
-}
-
 /// Runs restore tasks; returns the outcomes and the tasks still waiting for retrieval.
 pub async fn execute(
     engine: &Engine,
@@ -338,15 +333,7 @@ pub async fn execute(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let mut outcomes = Vec::new();
-    let mut waiting = Vec::new();
-    for step in steps {
-        match step {
-            Step::Done(outcome) => outcomes.push(outcome),
-            Step::Waiting(task) => waiting.push(task),
-        }
-    }
-    (outcomes, waiting)
+    partition(steps)
 }
 
 /// Multipart ETags depend on the part size, so two copies of one object can differ in ETag.
