@@ -29,8 +29,13 @@ $(VENV)/.lambda: requirements-lambda.txt $(VENV)/.dev
 	$(VENV)/bin/pip install --quiet -r requirements-lambda.txt
 	touch $@
 
-$(VENV)/.infra: requirements-infra.txt $(VENV)/.dev
-	$(VENV)/bin/pip install --quiet -r requirements-infra.txt
+# The template linters get a venv of their own: checkov pins an old boto3/botocore, which would
+# take CRC64NVME checksums away from moto.
+INFRA_VENV := .venv-infra
+
+$(INFRA_VENV)/.installed: requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet -r requirements-infra.txt
 	touch $@
 
 infra/node_modules/.installed: infra/package.json infra/package-lock.json
@@ -39,7 +44,7 @@ infra/node_modules/.installed: infra/package.json infra/package-lock.json
 
 setup: $(VENV)/.dev ## Python venv with pinned moto (the local stack)
 
-setup-infra: $(VENV)/.infra infra/node_modules/.installed ## npm packages for infra/, cfn-lint and checkov
+setup-infra: $(INFRA_VENV)/.installed infra/node_modules/.installed ## npm packages for infra/; cfn-lint and checkov in .venv-infra
 
 setup-lambda: $(VENV)/.lambda ## cargo-lambda and zig into the venv
 
@@ -95,4 +100,4 @@ bench-fs-plan: setup ## Peak memory and time of planning a tree of N files (defa
 		$${BENCH_DIR:-/tmp/backline-bench}; rc=$$?; scripts/stack.sh down; exit $$rc
 
 clean: stack-down ## Remove the venv and local stack files (the cargo build stays warm)
-	rm -rf $(VENV) .demo
+	rm -rf $(VENV) $(INFRA_VENV) .demo

@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 template=infra/cdk.out/${1:-Backline}.template.json
-venv=.venv/bin
+venv=.venv-infra/bin
 "$venv/cfn-lint" "$template"
 rc=$?
 # cfn-lint's exit code is a bit set: 2 errors, 4 warnings, 8 informational.

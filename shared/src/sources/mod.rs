@@ -3,7 +3,12 @@
 pub mod filesystem;
 pub mod s3;
 
+use std::future::Future;
+
+use futures::{StreamExt, stream};
+
 use crate::model::{Outcome, Task};
+use crate::pipeline::Engine;
 
 /// A task that may have to wait (for an archive retrieval) either finishes or waits.
 pub enum Step {
@@ -21,4 +26,33 @@ pub fn partition(steps: Vec<Step>) -> (Vec<Outcome>, Vec<Task>) {
         }
     }
     (outcomes, waiting)
+}
+
+/// Runs `tasks` with at most `concurrency` in flight, reporting each finished one to the progress
+/// display; returns the outcomes and the tasks that wait.
+pub async fn run_tasks<'a, F, Fut>(
+    engine: &'a Engine,
+    tasks: &'a [Task],
+    concurrency: usize,
+    run: F,
+) -> (Vec<Outcome>, Vec<Task>)
+where
+    F: Fn(&'a Task) -> Fut,
+    Fut: Future<Output = Step> + 'a,
+{
+    let steps: Vec<Step> = stream::iter(tasks)
+        .map(|task| {
+            let step = run(task);
+            async move {
+                let step = step.await;
+                if let Step::Done(outcome) = &step {
+                    engine.progress.finished(outcome);
+                }
+                step
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    partition(steps)
 }

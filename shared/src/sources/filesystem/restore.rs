@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use futures::{StreamExt, stream};
 use tokio::io::AsyncWriteExt;
 
 use crate::aws::error_text;
@@ -15,7 +14,7 @@ use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::sources::s3::restore::select_run;
-use crate::sources::{Step, partition};
+use crate::sources::{Step, run_tasks};
 use crate::store::ControlStore;
 
 /// Where a key is restored: `/{key}`, or `{to_dir}/{key}`. A key that would land outside (a `..`
@@ -173,27 +172,19 @@ pub async fn execute(
     concurrency: usize,
     tasks: &[Task],
 ) -> (Vec<Outcome>, Vec<Task>) {
-    let steps: Vec<Step> = stream::iter(tasks)
-        .map(|task| async move {
-            let step = match task {
-                Task::Download { .. } => download(engine, spec, task).await,
-                Task::Skip { reason, .. } => {
-                    Step::Done(Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()))
-                }
-                Task::Unreadable { reason, .. } => {
-                    Step::Done(Outcome::for_task(task, Status::Failed).with_detail(reason.clone()))
-                }
-                _ => Step::Done(Outcome::for_task(task, Status::Failed).with_detail("not a filesystem restore task")),
-            };
-            if let Step::Done(outcome) = &step {
-                engine.progress.finished(outcome);
+    run_tasks(engine, tasks, concurrency, |task| async move {
+        match task {
+            Task::Download { .. } => download(engine, spec, task).await,
+            Task::Skip { reason, .. } => {
+                Step::Done(Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()))
             }
-            step
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    partition(steps)
+            Task::Unreadable { reason, .. } => {
+                Step::Done(Outcome::for_task(task, Status::Failed).with_detail(reason.clone()))
+            }
+            _ => Step::Done(Outcome::for_task(task, Status::Failed).with_detail("not a filesystem restore task")),
+        }
+    })
+    .await
 }
 
 /// `secs.nanos` (the `mtime` metadata uploads carry) as a time.

@@ -2,7 +2,9 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{TryStreamExt, stream};
+
+use crate::sources::{Step, run_tasks};
 use tokio::io::AsyncReadExt;
 
 use super::plan::mtime_ns;
@@ -19,21 +21,17 @@ const PART_CONCURRENCY: usize = 4;
 const PREFERRED_PART_SIZE: u64 = 16 << 20;
 
 pub async fn execute(engine: &Engine, spec: &FilesystemJob, concurrency: usize, tasks: &[Task]) -> Vec<Outcome> {
-    stream::iter(tasks)
-        .map(|task| async move {
-            let outcome = match task {
-                Task::Upload { .. } => upload(engine, spec, task).await,
-                Task::Delete { bucket, key } => delete(engine, task, bucket, key).await,
-                Task::Skip { reason, .. } => Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()),
-                Task::Unreadable { reason, .. } => Outcome::for_task(task, Status::Failed).with_detail(reason.clone()),
-                _ => Outcome::for_task(task, Status::Failed).with_detail("not a filesystem task"),
-            };
-            engine.progress.finished(&outcome);
-            outcome
+    let (outcomes, _) = run_tasks(engine, tasks, concurrency, |task| async move {
+        Step::Done(match task {
+            Task::Upload { .. } => upload(engine, spec, task).await,
+            Task::Delete { bucket, key } => delete(engine, task, bucket, key).await,
+            Task::Skip { reason, .. } => Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()),
+            Task::Unreadable { reason, .. } => Outcome::for_task(task, Status::Failed).with_detail(reason.clone()),
+            _ => Outcome::for_task(task, Status::Failed).with_detail("not a filesystem task"),
         })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await
+    })
+    .await;
+    outcomes
 }
 
 /// The `mtime` metadata: seconds and nanoseconds since the epoch.

@@ -2,7 +2,6 @@
 
 use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
 use chrono::Utc;
-use futures::{StreamExt, stream};
 
 use super::tags::deleted_tags;
 use crate::aws::copy::{self, CopyFailure, CopyRequest, Tags, object_tags};
@@ -11,25 +10,22 @@ use crate::aws::s3::{MAX_KEY_BYTES, MAX_TAGS};
 use crate::config::S3Job;
 use crate::model::{Outcome, Status, Task};
 use crate::pipeline::Engine;
+use crate::sources::{Step, run_tasks};
 
 /// Runs `tasks` with at most `concurrency` in flight; every task yields an outcome.
 pub async fn execute(engine: &Engine, spec: &S3Job, concurrency: usize, tasks: &[Task]) -> Vec<Outcome> {
-    stream::iter(tasks)
-        .map(|task| async move {
-            let outcome = match task {
-                Task::Copy { .. } => backup_copy(engine, spec, task).await,
-                Task::MarkDeleted { target_key, .. } => mark_deleted(engine, spec, task, target_key).await,
-                Task::Skip { reason, size, .. } => {
-                    Outcome { bytes: *size, ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()) }
-                }
-                _ => Outcome::for_task(task, Status::Failed).with_detail("not an S3 backup task"),
-            };
-            engine.progress.finished(&outcome);
-            outcome
+    let (outcomes, _) = run_tasks(engine, tasks, concurrency, |task| async move {
+        Step::Done(match task {
+            Task::Copy { .. } => backup_copy(engine, spec, task).await,
+            Task::MarkDeleted { target_key, .. } => mark_deleted(engine, spec, task, target_key).await,
+            Task::Skip { reason, size, .. } => {
+                Outcome { bytes: *size, ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()) }
+            }
+            _ => Outcome::for_task(task, Status::Failed).with_detail("not an S3 backup task"),
         })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await
+    })
+    .await;
+    outcomes
 }
 
 /// The outcome of a copy whose failure kinds mean the same for backup and restore.

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_s3::types::ObjectStorageClass;
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::{StreamExt, stream};
 
 use super::copy::copy_outcome;
 use super::tags::{DELETED, DELETED_AT};
@@ -16,7 +15,7 @@ use crate::config::{Job, S3RestoreJob};
 use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
-use crate::sources::{Step, partition};
+use crate::sources::{Step, run_tasks};
 use crate::store::{ControlStore, Manifest};
 
 /// Where a backup key came from, and where it is restored to.
@@ -315,25 +314,17 @@ pub async fn execute(
     concurrency: usize,
     tasks: &[Task],
 ) -> (Vec<Outcome>, Vec<Task>) {
-    let steps: Vec<Step> = stream::iter(tasks)
-        .map(|task| async move {
-            let step = match task {
-                Task::Restore { .. } => restore_one(engine, spec, task).await,
-                Task::Skip { reason, size, .. } => Step::Done(Outcome {
-                    bytes: *size,
-                    ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone())
-                }),
-                _ => Step::Done(Outcome::for_task(task, Status::Failed).with_detail("a backup task in a restore job")),
-            };
-            if let Step::Done(outcome) = &step {
-                engine.progress.finished(outcome);
-            }
-            step
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    partition(steps)
+    run_tasks(engine, tasks, concurrency, |task| async move {
+        match task {
+            Task::Restore { .. } => restore_one(engine, spec, task).await,
+            Task::Skip { reason, size, .. } => Step::Done(Outcome {
+                bytes: *size,
+                ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone())
+            }),
+            _ => Step::Done(Outcome::for_task(task, Status::Failed).with_detail("a backup task in a restore job")),
+        }
+    })
+    .await
 }
 
 /// Multipart ETags depend on the part size, so two copies of one object can differ in ETag.
