@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use backline_tests::{Moto, TestObject, create_bucket, put, unique};
+use backline_tests::{Moto, TestObject, create_bucket, put, source_and_target, unique};
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(unique("backline-cli"));
@@ -97,14 +97,13 @@ fn the_example_job_file_passes_config_check() {
 
 #[test]
 fn run_plan_and_exit_codes() {
-    let (source, target) = (unique("src"), unique("dst"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    let (source, target) = runtime.block_on(async {
         let clients = Moto::get().clients().await;
-        create_bucket(&clients.s3, &source).await;
-        create_bucket(&clients.s3, &target).await;
+        let (source, target) = source_and_target(&clients.s3).await;
         put(&clients.s3, &source, &TestObject::new("a.txt", "a")).await;
         put(&clients.s3, &source, &TestObject::new("b c.txt", "bc")).await;
+        (source, target)
     });
     let file = job_file(&source, &target, "");
     let file = file.to_str().unwrap();
@@ -146,13 +145,12 @@ fn help_explains_exit_codes_and_endpoints() {
 
 #[test]
 fn restore_verify_runs_and_status_from_the_command_line() {
-    let (source, target) = (unique("src"), unique("dst"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    let (source, target) = runtime.block_on(async {
         let clients = Moto::get().clients().await;
-        create_bucket(&clients.s3, &source).await;
-        create_bucket(&clients.s3, &target).await;
+        let (source, target) = source_and_target(&clients.s3).await;
         put(&clients.s3, &source, &TestObject::new("doc.txt", "doc")).await;
+        (source, target)
     });
     let file = job_file(&source, &target, "");
     let file = file.to_str().unwrap();

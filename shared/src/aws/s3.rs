@@ -79,3 +79,44 @@ mod tests {
         assert_eq!(encode_tagging(&tags), "a%20b=x%3Dy%26z&k=v");
     }
 }
+
+/// One version of an object, as ListObjectVersions reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    pub key: String,
+    /// `None` for the version of an unversioned bucket (S3 calls it "null").
+    pub version_id: Option<String>,
+    pub etag: String,
+    pub archived: bool,
+}
+
+/// Every version of every object under `prefix`, across all pages.
+pub async fn list_versions(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<ListedVersion>, String> {
+    let mut listed = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .map_err(|e| format!("listing versions in `{bucket}`: {}", super::error_text(&e)))?;
+        for version in page.versions() {
+            let (Some(key), Some(etag)) = (version.key(), version.e_tag()) else { continue };
+            listed.push(ListedVersion {
+                key: key.to_string(),
+                version_id: version.version_id().filter(|id| *id != "null").map(str::to_string),
+                etag: etag.to_string(),
+                archived: matches!(version.storage_class().map(|c| c.as_str()), Some("GLACIER" | "DEEP_ARCHIVE")),
+            });
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(listed);
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+}

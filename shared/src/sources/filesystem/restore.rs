@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::aws::error_text;
 use crate::aws::glacier::{Retrieval, RetrievalRequest, retrieval};
+use crate::aws::s3::list_versions;
 use crate::config::{FilesystemRestoreJob, Job, StorageClass};
 use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
@@ -139,28 +140,8 @@ async fn versions_by_etag<'a>(
     buckets.dedup();
     let mut found = HashMap::new();
     for bucket in buckets {
-        let mut marker: (Option<String>, Option<String>) = (None, None);
-        loop {
-            let page = engine
-                .clients
-                .s3
-                .list_object_versions()
-                .bucket(bucket)
-                .set_key_marker(marker.0.take())
-                .set_version_id_marker(marker.1.take())
-                .send()
-                .await
-                .map_err(|e| EngineError::Input(format!("listing versions in `{bucket}`: {}", error_text(&e))))?;
-            for version in page.versions() {
-                if let (Some(key), Some(etag)) = (version.key(), version.e_tag()) {
-                    let id = version.version_id().filter(|id| *id != "null").map(str::to_string);
-                    found.insert((bucket.to_string(), key.to_string(), etag.to_string()), id);
-                }
-            }
-            if page.is_truncated() != Some(true) {
-                break;
-            }
-            marker = (page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string));
+        for version in list_versions(&engine.clients.s3, bucket, "").await.map_err(EngineError::Input)? {
+            found.insert((bucket.to_string(), version.key, version.etag), version.version_id);
         }
     }
     Ok(found)

@@ -11,6 +11,7 @@ use super::tags::{DELETED, DELETED_AT};
 use crate::aws::copy::{self, CopyFailure, CopyRequest, Tags, object_tags};
 use crate::aws::error_text;
 use crate::aws::glacier::{Retrieval, RetrievalRequest, retrieval};
+use crate::aws::s3::{ListedVersion, list_versions};
 use crate::config::{Job, S3RestoreJob};
 use crate::model::{Action, Outcome, Status, Task};
 use crate::pipeline::planner::TaskSink;
@@ -229,12 +230,6 @@ async fn plan_current(
     Ok(())
 }
 
-struct Version {
-    id: Option<String>,
-    etag: String,
-    archived: bool,
-}
-
 async fn plan_as_of(
     engine: &Engine,
     spec: &S3RestoreJob,
@@ -246,35 +241,14 @@ async fn plan_as_of(
     let keys = KeyMap { spec };
     let backup = &spec.backup;
     // Every version of every backed-up key, to find the one each run wrote (by its ETag).
-    let mut versions: HashMap<String, Vec<Version>> = HashMap::new();
-    let mut marker: (Option<String>, Option<String>) = (None, None);
-    loop {
-        let page = engine
-            .clients
-            .s3
-            .list_object_versions()
-            .bucket(backup.target.bucket.as_str())
-            .prefix(&backup.target.prefix)
-            .set_key_marker(marker.0.take())
-            .set_version_id_marker(marker.1.take())
-            .send()
-            .await
-            .map_err(|e| {
-                EngineError::Input(format!("listing versions in `{}`: {}", backup.target.bucket, error_text(&e)))
-            })?;
-        for version in page.versions() {
-            let (Some(key), Some(etag)) = (version.key(), version.e_tag()) else { continue };
-            if key.starts_with(store.prefix()) {
-                continue;
-            }
-            let id = version.version_id().filter(|id| *id != "null").map(str::to_string);
-            let archived = matches!(version.storage_class().map(|c| c.as_str()), Some("GLACIER" | "DEEP_ARCHIVE"));
-            versions.entry(key.to_string()).or_default().push(Version { id, etag: etag.to_string(), archived });
+    let mut versions: HashMap<String, Vec<ListedVersion>> = HashMap::new();
+    for version in list_versions(&engine.clients.s3, backup.target.bucket.as_str(), &backup.target.prefix)
+        .await
+        .map_err(EngineError::Input)?
+    {
+        if !version.key.starts_with(store.prefix()) {
+            versions.entry(version.key.clone()).or_default().push(version);
         }
-        if page.is_truncated() != Some(true) {
-            break;
-        }
-        marker = (page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string));
     }
     for (original, entry) in held.into_iter().filter(|(original, _)| keys.wanted(original)) {
         let etag = entry.target_etag.clone().unwrap_or_default();
@@ -287,7 +261,7 @@ async fn plan_as_of(
             Some(version) => Task::Restore {
                 target_key: keys.restored(&original),
                 key: entry.target_key.clone(),
-                version_id: version.id.clone(),
+                version_id: version.version_id.clone(),
                 size: entry.size,
                 etag,
                 archived: version.archived,
