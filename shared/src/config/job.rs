@@ -223,15 +223,23 @@ pub struct S3Target {
     pub storage_class: Option<StorageClass>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
-    /// Objects at or above this size are copied with parallel UploadPartCopy.
-    #[serde(default = "default_multipart_threshold")]
+    /// Objects at or above this size are copied with parallel UploadPartCopy; smaller ones with
+    /// one CopyObject (S3 copies up to 5 GiB in one request).
+    #[serde(default = "default_copy_threshold")]
     pub multipart_threshold: ByteSize,
     /// Copy each object's tags. Off only for S3-compatible servers without tagging.
     #[serde(default = "default_true")]
     pub copy_tags: bool,
 }
 
-fn default_multipart_threshold() -> ByteSize {
+/// One CopyObject is one request and runs entirely inside S3; parts only pay off once a single
+/// object takes long enough to copy that the run's parallelism across objects cannot hide it.
+/// s5cmd always copies whole objects and rclone up to 4.6 GiB; see BENCHMARKS.md.
+fn default_copy_threshold() -> ByteSize {
+    ByteSize(ByteSize::GIB)
+}
+
+fn default_upload_threshold() -> ByteSize {
     ByteSize(64 * ByteSize::MIB)
 }
 
@@ -379,7 +387,7 @@ pub struct FilesystemTarget {
     #[serde(default = "default_noncurrent_expiry_days")]
     pub noncurrent_expiry_days: u32,
     /// Files this large or larger are uploaded in parts, streamed from disk.
-    #[serde(default = "default_multipart_threshold")]
+    #[serde(default = "default_upload_threshold")]
     pub multipart_threshold: ByteSize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,

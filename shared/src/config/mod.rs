@@ -357,7 +357,7 @@ bucket = "photos-backup"
         assert_eq!(job.concurrency, DEFAULT_CONCURRENCY);
         let JobSpec::S3(s3) = &job.spec else { panic!("an s3 job") };
         assert_eq!(s3.source.prefix, "");
-        assert_eq!(s3.target.multipart_threshold, ByteSize(64 << 20));
+        assert_eq!(s3.target.multipart_threshold, ByteSize(1 << 30));
         assert!(s3.target.copy_tags);
         assert_eq!(job.control().bucket.as_str(), "photos-backup");
         assert_eq!(job.control().prefix, "_backline/");

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use report::{Manifest, render_report};
-pub use state::{State, StateEntry};
+pub use state::{State, StateEntry, StateReader};
 
 use crate::aws::error_text;
 use crate::config::ControlLocation;
@@ -168,6 +168,21 @@ impl ControlStore {
             return Ok(None);
         };
         State::decode(&bytes).map(Some).map_err(|message| StoreError::Decode {
+            bucket: self.bucket.clone(),
+            key,
+            message,
+        })
+    }
+
+    /// A job's state, read as a stream of entries in key order; `None` when there is none.
+    pub async fn open_state(&self, job: &str) -> Result<Option<StateReader>, StoreError> {
+        let key = self.key(&Self::state_key(job));
+        let response = match self.s3.get_object().bucket(&self.bucket).key(&key).send().await {
+            Ok(response) => response,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.s3_error(&key, "GetObject", error_text(&e))),
+        };
+        StateReader::from_object(response.body).await.map(Some).map_err(|message| StoreError::Decode {
             bucket: self.bucket.clone(),
             key,
             message,

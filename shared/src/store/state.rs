@@ -1,6 +1,7 @@
 //! What the last run saw of a source, so the next plan diffs against it instead of re-reading
 //! the target. Stored as JSON lines sorted by key: a header line, then one line per object.
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Outcome, Status};
@@ -30,6 +31,109 @@ struct Header {
     run_id: String,
 }
 
+impl Header {
+    fn decode(line: &[u8]) -> Result<Header, String> {
+        let header: Header = serde_json::from_slice(line).map_err(|e| format!("bad header: {e}"))?;
+        if header.version != 1 {
+            return Err(format!("state version {} is not supported (expected 1)", header.version));
+        }
+        Ok(header)
+    }
+}
+
+/// A stored state read entry by entry as its bytes arrive, so planning against millions of
+/// keys holds one line at a time instead of the whole file. Entries must come in key order
+/// (as `State::encode` writes them); anything else is an error, never a silent mis-diff.
+type ChunkStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<Vec<u8>, String>> + Send>>;
+
+pub struct StateReader {
+    pub source: String,
+    pub run_id: String,
+    body: ChunkStream,
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` already split into lines.
+    consumed: usize,
+    line: usize,
+    last_key: Option<String>,
+    finished: bool,
+}
+
+impl StateReader {
+    pub async fn from_object(body: aws_sdk_s3::primitives::ByteStream) -> Result<StateReader, String> {
+        let chunks = futures::stream::unfold(body, |mut body| async move {
+            let chunk = body.next().await?;
+            Some((chunk.map(|bytes| bytes.to_vec()).map_err(|e| e.to_string()), body))
+        });
+        StateReader::new(Box::pin(chunks)).await
+    }
+
+    async fn new(body: ChunkStream) -> Result<StateReader, String> {
+        let mut reader = StateReader {
+            source: String::new(),
+            run_id: String::new(),
+            body,
+            buffer: Vec::new(),
+            consumed: 0,
+            line: 0,
+            last_key: None,
+            finished: false,
+        };
+        let Some(line) = reader.next_line().await? else { return Err("empty state file".into()) };
+        let header = Header::decode(&line)?;
+        reader.source = header.source;
+        reader.run_id = header.run_id;
+        Ok(reader)
+    }
+
+    async fn next_line(&mut self) -> Result<Option<Vec<u8>>, String> {
+        loop {
+            if let Some(end) = self.buffer[self.consumed..].iter().position(|b| *b == b'\n') {
+                let line = self.buffer[self.consumed..self.consumed + end].to_vec();
+                self.consumed += end + 1;
+                self.line += 1;
+                if line.is_empty() {
+                    continue;
+                }
+                return Ok(Some(line));
+            }
+            if self.finished {
+                let rest = self.buffer.split_off(self.consumed);
+                self.buffer.clear();
+                self.consumed = 0;
+                if rest.is_empty() {
+                    return Ok(None);
+                }
+                self.line += 1;
+                return Ok(Some(rest));
+            }
+            // Keep only the unfinished line before reading more.
+            self.buffer.drain(..self.consumed);
+            self.consumed = 0;
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.buffer.extend_from_slice(&bytes),
+                Some(Err(e)) => return Err(format!("reading after line {}: {e}", self.line)),
+                None => self.finished = true,
+            }
+        }
+    }
+
+    /// The next entry, `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<StateEntry>, String> {
+        let Some(line) = self.next_line().await? else { return Ok(None) };
+        let entry: StateEntry = serde_json::from_slice(&line).map_err(|e| format!("line {}: {e}", self.line))?;
+        if self.last_key.as_deref().is_some_and(|last| last >= entry.key.as_str()) {
+            return Err(format!(
+                "line {}: key `{}` is not after `{}`: the state is not in key order",
+                self.line,
+                entry.key,
+                self.last_key.take().unwrap_or_default()
+            ));
+        }
+        self.last_key = Some(entry.key.clone());
+        Ok(Some(entry))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct State {
     pub source: String,
@@ -52,11 +156,7 @@ impl State {
 
     pub fn decode(bytes: &[u8]) -> Result<State, String> {
         let mut lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-        let header: Header =
-            serde_json::from_slice(lines.next().ok_or("empty state file")?).map_err(|e| format!("bad header: {e}"))?;
-        if header.version != 1 {
-            return Err(format!("state version {} is not supported (expected 1)", header.version));
-        }
+        let header = Header::decode(lines.next().ok_or("empty state file")?)?;
         let mut entries: Vec<StateEntry> = lines
             .enumerate()
             .map(|(i, line)| serde_json::from_slice(line).map_err(|e| format!("line {}: {e}", i + 2)))
@@ -130,6 +230,42 @@ mod tests {
         assert_eq!(State::decode(&state.encode()).unwrap(), state);
         assert!(State::decode(b"").is_err());
         assert!(State::decode(b"{\"version\":9,\"source\":\"\",\"run_id\":\"\"}\n").unwrap_err().contains("version 9"));
+    }
+
+    async fn read_all(bytes: Vec<u8>, chunk: usize) -> Result<(String, Vec<StateEntry>), String> {
+        let parts: Vec<Result<Vec<u8>, String>> = bytes.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+        let mut reader = StateReader::new(Box::pin(futures::stream::iter(parts))).await?;
+        let mut entries = Vec::new();
+        while let Some(entry) = reader.next().await? {
+            entries.push(entry);
+        }
+        Ok((reader.source, entries))
+    }
+
+    #[tokio::test]
+    async fn reader_streams_entries_across_any_chunking() {
+        let state = State {
+            source: "s3://a/".into(),
+            run_id: "r".into(),
+            entries: (0..50).map(|i| entry(&format!("k{i:03}"), i, "e")).collect(),
+        };
+        for chunk in [1, 7, 64, 100_000] {
+            let (source, entries) = read_all(state.encode(), chunk).await.unwrap();
+            assert_eq!(source, "s3://a/");
+            assert_eq!(entries, state.entries, "chunks of {chunk} bytes");
+        }
+        let mut unterminated = state.encode();
+        unterminated.pop();
+        assert_eq!(read_all(unterminated, 5).await.unwrap().1.len(), 50, "a last line without a newline counts");
+    }
+
+    #[tokio::test]
+    async fn reader_refuses_keys_out_of_order() {
+        let state =
+            State { source: "s".into(), run_id: "r".into(), entries: vec![entry("b", 1, "x"), entry("a", 1, "y")] };
+        let error = read_all(state.encode(), 3).await.unwrap_err();
+        assert!(error.contains("line 3") && error.contains("not in key order"), "{error}");
+        assert!(read_all(Vec::new(), 3).await.unwrap_err().contains("empty"));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Planning an S3 backup: list the source page by page and merge it with the state (both in
 //! key order), so a change, an addition or a deletion is found without reading the target.
-
-use std::iter::Peekable;
+//! Neither side is held whole: memory stays flat at millions of keys.
 
 use aws_sdk_s3::types::{Object, ObjectStorageClass};
 use chrono::Utc;
@@ -12,7 +11,7 @@ use crate::config::{Job, S3Job};
 use crate::model::{RunRef, Task};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
-use crate::store::{ControlStore, State, StateEntry};
+use crate::store::{ControlStore, StateEntry, StateReader, StoreError};
 
 /// Fails early, with the bucket's name, when the source or target cannot be reached.
 pub async fn check_buckets(engine: &Engine, spec: &S3Job) -> Result<(), EngineError> {
@@ -39,13 +38,13 @@ pub async fn plan(
 ) -> Result<(), EngineError> {
     let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
     let source = format!("s3://{}/{}", spec.source.bucket, spec.source.prefix);
-    let state = match store.read_state(&job.name).await? {
-        Some(state) if state.source == source => state,
+    let state = match store.open_state(&job.name).await? {
+        Some(state) if state.source == source => Some(state),
         Some(state) => {
             tracing::warn!(old = %state.source, new = %source, "the job's source changed; planning a full backup");
-            State::default()
+            None
         }
-        None => State::default(),
+        None => None,
     };
     // Objects older than the window are left alone (but still count as present).
     let cutoff = spec
@@ -55,7 +54,12 @@ pub async fn plan(
     let control_prefix = (store.bucket() == spec.source.bucket.as_str() && !store.prefix().is_empty())
         .then(|| store.prefix().to_string());
 
-    let mut known = state.entries.into_iter().peekable();
+    let mut known = Known {
+        reader: state,
+        peeked: None,
+        bucket: store.bucket().to_string(),
+        key: store.key(&ControlStore::state_key(&job.name)),
+    };
     let mut previous_key: Option<String> = None;
     let mut pages = engine
         .clients
@@ -84,25 +88,54 @@ pub async fn plan(
                 )));
             }
             mark_deleted_before(spec, &mut known, key, sink).await?;
-            let previous = known.next_if(|entry| entry.key == key);
+            let previous = known.next_if(|entry| entry.key == key).await?;
             plan_object(spec, object, key, previous, cutoff, sink).await?;
             previous_key = Some(key.to_string());
         }
     }
-    for entry in known.filter(|entry| !entry.deleted) {
-        sink.push(Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
+    while let Some(entry) = known.next_if(|_| true).await? {
+        if !entry.deleted {
+            sink.push(Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
+        }
     }
     Ok(())
+}
+
+/// The state's entries, read as the listing advances.
+struct Known {
+    reader: Option<StateReader>,
+    peeked: Option<StateEntry>,
+    bucket: String,
+    key: String,
+}
+
+impl Known {
+    /// The next entry if `wanted` accepts it.
+    async fn next_if(&mut self, wanted: impl FnOnce(&StateEntry) -> bool) -> Result<Option<StateEntry>, EngineError> {
+        if self.peeked.is_none()
+            && let Some(reader) = &mut self.reader
+        {
+            self.peeked = reader.next().await.map_err(|message| StoreError::Decode {
+                bucket: self.bucket.clone(),
+                key: self.key.clone(),
+                message,
+            })?;
+            if self.peeked.is_none() {
+                self.reader = None;
+            }
+        }
+        Ok(if self.peeked.as_ref().is_some_and(wanted) { self.peeked.take() } else { None })
+    }
 }
 
 /// Known keys that sort before `key` are gone from the source.
 async fn mark_deleted_before(
     spec: &S3Job,
-    known: &mut Peekable<impl Iterator<Item = StateEntry>>,
+    known: &mut Known,
     key: &str,
     sink: &mut TaskSink<'_>,
 ) -> Result<(), EngineError> {
-    while let Some(entry) = known.next_if(|entry| entry.key.as_str() < key) {
+    while let Some(entry) = known.next_if(|entry| entry.key.as_str() < key).await? {
         if entry.deleted {
             continue;
         }
