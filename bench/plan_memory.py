@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Planning memory at a million objects: `backline plan` of an S3 job whose source lists
 N objects (a synthetic bucket of the bench server, listed page by page like S3), first with no
-state (everything is new), then against a state of N entries (nothing changed). For scale, the
-same listing through s5cmd's and rclone's dry-run sync. Writes bench/results/plan.json."""
+state (everything is new), then against a state of N entries (nothing changed). Writes bench/results/plan.json."""
 
 import argparse
 import json
@@ -75,15 +74,6 @@ def main():
             sys.exit(f"the plan against the state did not find every object unchanged, see {log}")
         print("backline, with state:", results[f"backline, state of {args.objects} entries"], flush=True)
 
-        results["s5cmd sync --dry-run"] = measure(
-            [s5cmd.binary, "--endpoint-url", server.url, "--log", "error", "sync", "--dry-run",
-             f"s3://{source_bucket}/*", "s3://plan-target/"], s5cmd.env(), work / "logs" / "plan-s5cmd.log")
-        print("s5cmd:", results["s5cmd sync --dry-run"], flush=True)
-        rclone = peers.Rclone(server.url, work)
-        results["rclone sync --dry-run"] = measure(
-            ["rclone", "sync", "--dry-run", "--fast-list", "-q", f"bench:{source_bucket}", "bench:plan-target"],
-            rclone.env(), work / "logs" / "plan-rclone.log")
-        print("rclone:", results["rclone sync --dry-run"], flush=True)
     finally:
         server.stop()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
