@@ -13,6 +13,16 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_DRIFT: u8 = 3;
+pub const EXIT_SERVICE_FAILED: u8 = 4;
+
+/// The exit code of a run that stopped with `err`.
+pub fn exit_code(err: &backline::EngineError) -> u8 {
+    match err {
+        backline::EngineError::Service { .. } => EXIT_SERVICE_FAILED,
+        err if err.is_input_error() => EXIT_BAD_INPUT,
+        _ => EXIT_TASKS_FAILED,
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -24,7 +34,8 @@ pub const EXIT_DRIFT: u8 = 3;
         AWS access comes from the standard environment: credentials chain, AWS_REGION, and\n\
         AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for local servers.\n\n\
         Exit codes: 0 every task succeeded, 1 the run finished with failed tasks,\n\
-        2 bad input or the run could not start, 3 verify found drift."
+        2 bad input or the run could not start, 3 verify found drift,\n\
+        4 a service call failed during the run (the message names it; trying again may help)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -124,6 +135,10 @@ struct RestoreArgs {
     /// How often to check archived objects waiting for retrieval (s, m, h).
     #[arg(long, value_name = "DURATION", default_value = "5m")]
     poll_interval: String,
+    /// How long archived objects may take in all before they are reported failed (default 96h,
+    /// twice Deep Archive's slowest tier).
+    #[arg(long, value_name = "DURATION")]
+    max_wait: Option<String>,
     /// Days a retrieved archive copy stays readable.
     #[arg(long, value_name = "DAYS", default_value_t = 7)]
     restore_days: u32,
@@ -165,7 +180,7 @@ enum ConfigCommand {
     /// Print a commented example job file for a kind.
     Example {
         /// The job kind.
-        #[arg(value_parser = clap::builder::PossibleValuesParser::new(backline::JobSpec::KINDS))]
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(backline::config::registry::names()))]
         kind: String,
     },
 }
@@ -181,68 +196,72 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
+/// The flags of `backline restore` as the `restore` options of a planner request: only what was
+/// given (and the flags' defaults), so each kind's options name what it does not take.
+fn restore_options(args: &RestoreArgs) -> serde_json::Value {
+    let mut options = serde_json::Map::new();
+    let mut set = |name: &str, value: serde_json::Value| {
+        options.insert(name.to_string(), value);
+    };
+    if let Some(to_bucket) = &args.to_bucket {
+        set("to_bucket", to_bucket.as_str().into());
+    }
+    if let Some(to) = &args.to {
+        set("to_dir", to.as_str().into());
+    }
+    if let Some(to_prefix) = &args.to_prefix {
+        set("to_prefix", to_prefix.as_str().into());
+    }
+    if let Some(as_of) = &args.as_of {
+        set("as_of", as_of.as_str().into());
+    }
+    if let Some(max_wait) = &args.max_wait {
+        set("max_wait", max_wait.as_str().into());
+    }
+    for (flag, on) in [("include_deleted", args.include_deleted), ("allow_existing", args.allow_existing)] {
+        if on {
+            set(flag, true.into());
+        }
+    }
+    set("overwrite", args.overwrite.into());
+    set("prefix", args.prefix.as_str().into());
+    set("tier", args.tier.as_str().into());
+    set("poll_interval", args.poll_interval.as_str().into());
+    set("restore_days", args.restore_days.into());
+    serde_json::Value::Object(options)
+}
+
+/// `restore.to_dir` -> `--to`, `restore.to_bucket` -> `--to-bucket`: errors name the flags.
+fn flag_names(message: &str) -> String {
+    let mut message = message.replace("`restore.to_dir`", "`--to`").replace("to_dir", "to");
+    while let Some(at) = message.find("`restore.") {
+        let end = message[at + 1..].find('`').map_or(message.len(), |e| at + 1 + e);
+        let flag = message[at + "`restore.".len()..end].replace('_', "-");
+        message.replace_range(at..end, &format!("`--{flag}"));
+    }
+    message
+}
+
 async fn restore(args: RestoreArgs) -> u8 {
     let job = match run::load_jobs(&args.config, Some(&args.job)) {
         Ok(mut jobs) => jobs.remove(0),
         Err(code) => return code,
     };
-    let bad = |message: String| {
-        eprintln!("error: {message}");
-        EXIT_BAD_INPUT
-    };
-    let restore = match (&job.spec, &args.to_bucket, &args.to) {
-        (backline::JobSpec::S3(_), Some(to_bucket), None) => {
-            let options = serde_json::json!({
-                "to_bucket": to_bucket,
-                "to_prefix": args.to_prefix,
-                "as_of": args.as_of,
-                "include_deleted": args.include_deleted,
-                "prefix": args.prefix,
-                "tier": args.tier,
-                "allow_existing": args.allow_existing,
-                "overwrite": args.overwrite,
-                "poll_interval": args.poll_interval,
-                "restore_days": args.restore_days,
-            });
-            match backline::config::restore_options_from_value(options) {
-                Ok(options) => job.restore(options),
-                Err(err) => return bad(err.to_string().replace("`restore.", "`--").replace('_', "-")),
-            }
-        }
-        (backline::JobSpec::Filesystem(_), None, to) => {
-            let options = serde_json::json!({
-                "to_dir": to,
-                "as_of": args.as_of,
-                "prefix": args.prefix,
-                "tier": args.tier,
-                "overwrite": args.overwrite,
-                "poll_interval": args.poll_interval,
-                "restore_days": args.restore_days,
-            });
-            match backline::config::filesystem_restore_options_from_value(options) {
-                Ok(options) => job.restore_files(options),
-                Err(err) => {
-                    return bad(err.to_string().replace("`restore.to_dir", "`--to").replace("`restore.", "`--"));
-                }
-            }
-        }
-        (backline::JobSpec::S3(_), _, _) => {
-            return bad(format!("job {} is an s3 job: give --to-bucket (not --to)", job.name));
-        }
-        (backline::JobSpec::Filesystem(_), _, _) => {
-            return bad(format!(
-                "job {} is a filesystem job: give --to DIR (or nothing, for the original paths)",
-                job.name
+    let restore = match job.spec.restore_job(&job, restore_options(&args)) {
+        Some(Ok(restore)) => restore,
+        Some(Err(err)) => {
+            let err = anyhow::Error::msg(flag_names(&err.to_string())).context(format!(
+                "job {} is a {} job",
+                job.name,
+                job.spec.kind()
             ));
+            eprintln!("error: {err:#}");
+            return EXIT_BAD_INPUT;
         }
-        _ => None,
-    };
-    let Some(restore) = restore else {
-        return bad(format!(
-            "job {} is a {} job; only s3 and filesystem jobs can be restored",
-            job.name,
-            job.spec.kind()
-        ));
+        None => {
+            eprintln!("error: job {} is a {} job, which has no restore", job.name, job.spec.kind());
+            return EXIT_BAD_INPUT;
+        }
     };
     run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default()).await
 }
@@ -288,8 +307,8 @@ async fn main() -> ExitCode {
             }
         },
         Command::Config(ConfigCommand::Example { kind }) => {
-            let (_, text) = backline::config::EXAMPLES.iter().find(|(k, _)| *k == kind).expect("clap checked the kind");
-            print!("{text}");
+            let entry = backline::config::registry::lookup(&kind).expect("clap checked the kind");
+            print!("{}", entry.example);
             EXIT_OK
         }
     };

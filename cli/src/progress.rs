@@ -1,6 +1,6 @@
 //! The progress bar of `backline run`: tasks planned so far vs. tasks finished.
 
-use backline::model::{Outcome, Status, Task};
+use backline::model::{Outcome, Status};
 use backline::pipeline::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -50,7 +50,7 @@ impl Bar {
 }
 
 impl Progress for BarProgress {
-    fn planned(&self, _task: &Task) {
+    fn planned(&self, _key: &str, _bytes: u64) {
         self.bar.inc_length(1);
     }
 

@@ -1,10 +1,9 @@
 //! `backline runs`, `status` and `verify`: reading what runs left behind, writing nothing.
 
+use backline::Job;
 use backline::aws::AwsClients;
 use backline::pipeline::{DynamoLedger, Ledger, deployment};
-use backline::sources::s3::verify::verify as verify_job;
 use backline::store::ControlStore;
-use backline::{Job, JobSpec};
 use indicatif::HumanBytes;
 
 use crate::run::load_jobs;
@@ -133,19 +132,20 @@ pub async fn verify(file: &str, job: Option<&str>, deep: bool) -> u8 {
         Ok(job) => job,
         Err(code) => return code,
     };
-    let JobSpec::S3(spec) = &job.spec else {
-        eprintln!("error: job {} is a {} job; only s3 jobs can be verified", job.name, job.spec.kind());
-        return EXIT_BAD_INPUT;
-    };
     let clients = AwsClients::from_env().await;
-    match verify_job(&clients.s3, &job, spec, deep).await {
-        Ok(drift) => {
-            print!("{}", drift.report(&job.name, deep));
-            if drift.is_clean() { EXIT_OK } else { EXIT_DRIFT }
-        }
-        Err(err) => {
-            eprintln!("error: job {}: {err}", job.name);
+    let engine = backline::Engine::standalone(clients);
+    match job.spec.verify(&engine, &job, deep).await {
+        None => {
+            eprintln!("error: job {} is a {} job, which cannot be verified", job.name, job.spec.kind());
             EXIT_BAD_INPUT
+        }
+        Some(Ok(verified)) => {
+            print!("{}", verified.report);
+            if verified.clean { EXIT_OK } else { EXIT_DRIFT }
+        }
+        Some(Err(err)) => {
+            eprintln!("error: job {}: {err}", job.name);
+            crate::exit_code(&err)
         }
     }
 }

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use backline::aws::AwsClients;
-use backline::model::Task;
 use backline::pipeline::planner::PlanSummary;
 use backline::pipeline::{EngineOptions, local};
 use backline::store::{Manifest, report_url};
@@ -56,7 +55,7 @@ pub async fn run_jobs(jobs: Vec<Job>, dry_run: bool, progress: bool, options: En
             },
             Err(err) => {
                 eprintln!("error: job {}: {err}", job.name);
-                if err.is_input_error() { EXIT_BAD_INPUT } else { EXIT_TASKS_FAILED }
+                crate::exit_code(&err)
             }
         };
         worst = worst.max(code);
@@ -75,31 +74,15 @@ fn print_plan(plan: &PlanSummary) -> u8 {
         plan.unchanged,
         plan.chunks,
     );
-    for unit in &plan.units {
-        println!("  folder {} -> bucket {}", unit.folder, unit.bucket);
+    for note in &plan.notes {
+        println!("  {note}");
     }
     if !plan.first_tasks.is_empty() {
         println!("  first tasks:");
     }
     for task in &plan.first_tasks {
-        match task {
-            Task::Copy { key, size, .. } => {
-                println!("    copy         {key:?} ({})", HumanBytes(*size))
-            }
-            Task::MarkDeleted { key, .. } => println!("    mark deleted {key:?}"),
-            Task::Skip { key, reason, .. } => println!("    skip         {key:?}: {reason}"),
-            Task::Upload { path, size, .. } => println!("    upload       {path:?} ({})", HumanBytes(*size)),
-            Task::Delete { bucket, key } => println!("    delete       s3://{bucket}/{key}"),
-            Task::Unreadable { key, reason } => println!("    unreadable   /{key}: {reason}"),
-            Task::Download { dest, size, archived, .. } => {
-                let from = if *archived { " from archive" } else { "" };
-                println!("    download     {dest:?} ({}){from}", HumanBytes(*size))
-            }
-            Task::Restore { key, size, archived, .. } => {
-                let from = if *archived { " from archive" } else { "" };
-                println!("    restore      {key:?} ({}){from}", HumanBytes(*size))
-            }
-        }
+        let bytes = task.bytes.map(|b| format!(" ({})", HumanBytes(b))).unwrap_or_default();
+        println!("    {:<12} {}{bytes}{}", task.verb, task.subject, task.tail);
     }
     EXIT_OK
 }

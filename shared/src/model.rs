@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ControlLocation, Job};
 
-pub const WIRE_VERSION: u32 = 1;
+/// 2: chunks carry their kind and each kind's own tasks (1 had one task enum for every kind).
+pub const WIRE_VERSION: u32 = 2;
 
 /// Identifies one run of one job and where its records live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,88 +43,6 @@ pub fn run_id(job: &str, scheduled_at: DateTime<Utc>) -> String {
     }
 }
 
-/// The smallest unit of work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Task {
-    /// Copy a new or changed object into the backup.
-    Copy {
-        key: String,
-        target_key: String,
-        size: u64,
-        etag: String,
-        /// The backup holds a copy marked deleted: its tags must be replaced by the source's,
-        /// not merged.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        replace_tags: bool,
-    },
-    /// Tag the backup of an object deleted at the source.
-    MarkDeleted { key: String, target_key: String },
-    /// Copy an object (or one version of it) out of a backup; an archived one is first
-    /// restored from GLACIER or DEEP_ARCHIVE, and the task waits in the queue until it is.
-    Restore {
-        /// The key in the backup.
-        key: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        version_id: Option<String>,
-        target_key: String,
-        size: u64,
-        etag: String,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        archived: bool,
-        /// Whether the backup copy is tagged `Deleted=True`; `None` when the plan could not
-        /// tell and the worker must look.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        deleted: Option<bool>,
-    },
-    /// Upload a file (new, or changed since the last run) into its folder's bucket.
-    Upload { path: String, bucket: String, key: String, size: u64, mtime_ns: i64 },
-    /// Delete the object of a file gone from disk (the versioned bucket keeps the old version).
-    Delete { bucket: String, key: String },
-    /// Download a backed-up file (or one version of it) to `dest`, restoring it from an archive
-    /// first when needed (the task then waits in the queue).
-    Download {
-        bucket: String,
-        key: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        version_id: Option<String>,
-        size: u64,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        archived: bool,
-        dest: String,
-    },
-    /// A path the walk could not read: reported as a failed task.
-    Unreadable { key: String, reason: String },
-    /// Report an object the run will not copy, with the reason.
-    Skip { key: String, size: u64, etag: String, reason: String },
-}
-
-impl Task {
-    pub fn key(&self) -> &str {
-        match self {
-            Task::Copy { key, .. }
-            | Task::MarkDeleted { key, .. }
-            | Task::Skip { key, .. }
-            | Task::Restore { key, .. }
-            | Task::Upload { key, .. }
-            | Task::Delete { key, .. }
-            | Task::Download { key, .. }
-            | Task::Unreadable { key, .. } => key,
-        }
-    }
-
-    /// Bytes the task moves, for chunk sizing and progress.
-    pub fn bytes(&self) -> u64 {
-        match self {
-            Task::Copy { size, .. }
-            | Task::Restore { size, .. }
-            | Task::Upload { size, .. }
-            | Task::Download { size, .. } => *size,
-            _ => 0,
-        }
-    }
-}
-
 /// Tasks grouped for one SQS message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
@@ -132,7 +51,23 @@ pub struct Chunk {
     /// restore), they travel as the next attempt of the same chunk.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u32,
-    pub tasks: Vec<Task>,
+    /// The kind whose tasks these are; a worker refuses a chunk of another kind than its job.
+    pub kind: String,
+    /// The kind's own tasks, as that kind wrote them (`{"action": ..., ...}`).
+    pub tasks: Vec<serde_json::Value>,
+    /// When the tasks of this chunk first had to wait: a wait ends by the time since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// Not to be run before this time (a wait longer than SQS can delay one message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl Chunk {
+    /// The first attempt of chunk `seq` of `kind`'s tasks.
+    pub fn new(seq: u32, kind: &str, tasks: Vec<serde_json::Value>) -> Chunk {
+        Chunk { seq, attempt: 0, kind: kind.to_string(), tasks, waiting_since: None, not_before: None }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -231,33 +166,18 @@ pub enum Action {
 }
 
 impl Outcome {
-    pub fn for_task(task: &Task, status: Status) -> Outcome {
-        let (action, target_key, etag) = match task {
-            Task::Copy { target_key, etag, .. } => (Action::Copy, Some(target_key.clone()), Some(etag.clone())),
-            Task::MarkDeleted { target_key, .. } => (Action::MarkDeleted, Some(target_key.clone()), None),
-            Task::Skip { etag, .. } => (Action::Skip, None, Some(etag.clone())),
-            Task::Restore { target_key, etag, .. } => (Action::Restore, Some(target_key.clone()), Some(etag.clone())),
-            Task::Upload { path, .. } => (Action::Upload, Some(path.clone()), None),
-            Task::Delete { .. } => (Action::Delete, None, None),
-            Task::Unreadable { .. } => (Action::Upload, None, None),
-            Task::Download { dest, .. } => (Action::Restore, Some(dest.clone()), None),
-        };
-        let target_bucket = match task {
-            Task::Upload { bucket, .. } | Task::Delete { bucket, .. } | Task::Download { bucket, .. } => {
-                Some(bucket.clone())
-            }
-            _ => None,
-        };
+    /// The manifest line of one task, before the work fills in what happened.
+    pub fn new(action: Action, key: impl Into<String>, status: Status) -> Outcome {
         Outcome {
             action,
-            key: task.key().to_string(),
-            target_key,
+            key: key.into(),
+            target_key: None,
             status,
             bytes: 0,
-            etag,
+            etag: None,
             target_etag: None,
             checksum: None,
-            target_bucket,
+            target_bucket: None,
             mtime_ns: None,
             method: None,
             detail: None,
@@ -312,13 +232,5 @@ mod tests {
         assert_eq!(run_id("photos", at), run_id("photos", at));
         let by_hand = at + chrono::Duration::milliseconds(250);
         assert_eq!(run_id("photos", by_hand), "photos-20261122T030000.250Z");
-    }
-
-    #[test]
-    fn tasks_serialize_with_their_action() {
-        let task = Task::MarkDeleted { key: "a b+c".into(), target_key: "x/a b+c".into() };
-        let json = serde_json::to_value(&task).unwrap();
-        assert_eq!(json["action"], "mark_deleted");
-        assert_eq!(serde_json::from_value::<Task>(json).unwrap(), task);
     }
 }

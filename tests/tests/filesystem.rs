@@ -69,9 +69,10 @@ async fn folders_back_up_incrementally_into_versioned_deep_archive_buckets() {
     let prefix = prefix();
     let job = job(&prefix, &[&one], &[&archives], "");
     let plan = local::run(clients.clone(), &job, chrono::Utc::now(), true, Arc::new(NoProgress)).await.unwrap().plan;
-    let buckets: Vec<String> = plan.units.iter().map(|u| u.bucket.clone()).collect();
+    let buckets: Vec<String> =
+        plan.notes.iter().filter_map(|n| n.split(" -> bucket ").nth(1)).map(str::to_string).collect();
     let one_bucket = bucket_name(&prefix, &one.display().to_string());
-    assert!(buckets.contains(&one_bucket) && buckets.len() == 3, "{:?}", plan.units);
+    assert!(buckets.contains(&one_bucket) && buckets.len() == 3, "{:?}", plan.notes);
     assert_eq!(plan.to_copy, 6);
 
     let first = run(&clients, &job, EngineOptions::default()).await;
@@ -189,16 +190,23 @@ async fn a_failed_upload_sends_one_message_per_webhook_and_a_dry_run_none() {
 }
 
 fn job_prefix(job: &Job) -> &str {
-    match &job.spec {
-        backline::JobSpec::Filesystem(fs) => fs.target.bucket_prefix.as_str(),
-        _ => unreachable!(),
-    }
+    job.spec
+        .get::<backline::sources::filesystem::FilesystemJob>()
+        .expect("a filesystem job")
+        .target
+        .bucket_prefix
+        .as_str()
 }
 
-fn restore_options(to_dir: &Path, extra: serde_json::Value) -> backline::config::FilesystemRestoreOptions {
+/// The options of a restore, as a planner request gives them.
+fn restore_options(to_dir: &Path, extra: serde_json::Value) -> serde_json::Value {
     let mut value = serde_json::json!({ "to_dir": to_dir.display().to_string(), "poll_interval": "1s" });
     value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    backline::config::filesystem_restore_options_from_value(value).unwrap()
+    value
+}
+
+fn restore_files(backup: &Job, options: serde_json::Value) -> Option<Job> {
+    backup.spec.restore_job(backup, options).map(|job| job.expect("valid options"))
 }
 
 #[tokio::test]
@@ -213,7 +221,7 @@ async fn files_come_back_from_deep_archive_under_a_folder_with_their_mtimes() {
 
     backline_tests::set_transition(moto, "s3::keyrestore", Some(1));
     let to = temp_folder("fs-restored");
-    let restore = job.restore_files(restore_options(&to, serde_json::json!({"tier": "Expedited"}))).unwrap();
+    let restore = restore_files(&job, restore_options(&to, serde_json::json!({"tier": "Expedited"}))).unwrap();
     let manifest = run(&clients, &restore, EngineOptions::default()).await;
     assert_eq!(manifest.counts.copied, 2, "{:#?}", manifest.tasks);
     let restored_a = to.join(key_of(&folder.join("a.txt").display().to_string()));
@@ -244,7 +252,7 @@ async fn as_of_restores_the_files_of_a_past_run_and_the_deleted_ones() {
     assert_eq!((second.counts.copied, second.counts.deleted), (1, 1));
 
     let older = temp_folder("fs-restored-old");
-    let as_of = job.restore_files(restore_options(&older, serde_json::json!({"as_of": first.run_id}))).unwrap();
+    let as_of = restore_files(&job, restore_options(&older, serde_json::json!({"as_of": first.run_id}))).unwrap();
     let manifest = run(&clients, &as_of, EngineOptions::default()).await;
     assert_eq!(manifest.counts.copied, 2, "{:#?}", manifest.tasks);
     assert_eq!(std::fs::read(older.join(key_of(&folder.join("a.txt").display().to_string()))).unwrap(), b"first a");
@@ -254,7 +262,7 @@ async fn as_of_restores_the_files_of_a_past_run_and_the_deleted_ones() {
     );
 
     let now = temp_folder("fs-restored-now");
-    let current = job.restore_files(restore_options(&now, serde_json::json!({}))).unwrap();
+    let current = restore_files(&job, restore_options(&now, serde_json::json!({}))).unwrap();
     let manifest = run(&clients, &current, EngineOptions::default()).await;
     assert_eq!(manifest.counts.copied, 1, "a deleted file is not restored from the current backup");
     assert_eq!(

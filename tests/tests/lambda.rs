@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use backline::Engine;
 use backline::aws::AwsClients;
-use backline::model::{Chunk, ChunkMessage, RunRef, Task, WorkMessage};
+use backline::model::{Chunk, ChunkMessage, RunRef, WorkMessage};
 use backline::pipeline::{Deployment, worker};
+use backline::sources::s3::S3Task;
 use backline::store::Manifest;
 use backline_tests::{
     Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put, source_and_target, tags,
@@ -193,7 +194,8 @@ async fn a_malformed_record_fails_alone() {
     plan(&stack, json!({"job": inline_job(&source, &target), "time": "2026-11-22T09:00:00Z"})).await;
     let mut records = as_records(&drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await);
     records.push(("bad-json".into(), "{not json".into()));
-    let future = records[0].1.replace("\"version\":1", "\"version\":99");
+    let current = format!("\"version\":{}", backline::model::WIRE_VERSION);
+    let future = records[0].1.replace(&current, "\"version\":99");
     records.push(("bad-version".into(), future));
 
     let response = backline_worker::handler(&stack.engine, sqs_event(&records)).await.unwrap();
@@ -228,16 +230,17 @@ async fn a_large_chunk_travels_by_claim_check() {
     create_bucket(&stack.clients.s3, &target).await;
     let job = backline::Job::from_value(inline_job("any-source", &target)).unwrap();
     let run = RunRef::new(&job, chrono::Utc::now());
-    let tasks: Vec<Task> = (0..300)
-        .map(|i| Task::Copy {
+    let tasks: Vec<serde_json::Value> = (0..300)
+        .map(|i| S3Task::Copy {
             key: format!("{i:04}/{}", "k".repeat(1000)),
             target_key: format!("{i:04}"),
             size: 1,
             etag: "e".into(),
             replace_tags: false,
         })
+        .map(|task| serde_json::to_value(task).unwrap())
         .collect();
-    let message = ChunkMessage { run, job, chunk: Chunk { seq: 7, attempt: 0, tasks } };
+    let message = ChunkMessage { run, job, chunk: Chunk::new(7, "s3", tasks) };
     stack.engine.queue.send_chunks(vec![message.clone()]).await.unwrap();
 
     let received = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline::aws::AwsClients;
-use backline::config::RestoreOptions;
 use backline::model::{Action, Status};
 use backline::pipeline::{EngineError, NoProgress, Progress, local};
 use backline::sources::s3::verify::verify;
@@ -22,10 +21,15 @@ fn backup_job(source: &str, target: &str, extra_target: &str) -> Job {
     Config::parse(&text, backline::config::Format::Toml, "test.toml").expect("valid job").jobs.remove(0)
 }
 
-fn options(to_bucket: &str, extra: serde_json::Value) -> RestoreOptions {
+/// The options of a restore, as a planner request gives them.
+fn options(to_bucket: &str, extra: serde_json::Value) -> serde_json::Value {
     let mut value = serde_json::json!({ "to_bucket": to_bucket, "poll_interval": "1s" });
     value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    backline::config::restore_options_from_value(value).expect("valid options")
+    value
+}
+
+fn restore_job(backup: &Job, options: serde_json::Value) -> Job {
+    backup.spec.restore_job(backup, options).expect("s3 jobs restore").expect("valid options")
 }
 
 async fn run_with(clients: &AwsClients, job: &Job, progress: Arc<dyn Progress>) -> Result<Manifest, EngineError> {
@@ -37,8 +41,8 @@ async fn run(clients: &AwsClients, job: &Job) -> Manifest {
     run_with(clients, job, Arc::new(NoProgress)).await.expect("run")
 }
 
-async fn restore(clients: &AwsClients, backup: &Job, options: RestoreOptions) -> Result<Manifest, EngineError> {
-    run_with(clients, &backup.restore(options).unwrap(), Arc::new(NoProgress)).await
+async fn restore(clients: &AwsClients, backup: &Job, options: serde_json::Value) -> Result<Manifest, EngineError> {
+    run_with(clients, &restore_job(backup, options), Arc::new(NoProgress)).await
 }
 
 fn outcome<'a>(manifest: &'a Manifest, key: &str) -> &'a backline::model::Outcome {
@@ -153,7 +157,7 @@ async fn deep_archive_objects_are_retrieved_then_copied() {
     set_transition(moto, "s3::keyrestore", Some(1));
     let to = unique("thawed");
     let waits = Arc::new(Waits::default());
-    let restore_job = job.restore(options(&to, serde_json::json!({"tier": "Expedited"}))).unwrap();
+    let restore_job = restore_job(&job, options(&to, serde_json::json!({"tier": "Expedited"})));
     let manifest = run_with(&clients, &restore_job, waits.clone()).await.unwrap();
     assert_eq!(manifest.counts.copied, 3, "{:#?}", manifest.tasks);
     assert_eq!(waits.0.load(Ordering::SeqCst), 3, "each object waited for its retrieval");
@@ -204,7 +208,7 @@ async fn verify_finds_drift_and_passes_a_clean_backup() {
     let clients = Moto::get().clients().await;
     let (source, target) = source_and_target(&clients.s3).await;
     let job = backup_job(&source, &target, "");
-    let backline::JobSpec::S3(spec) = &job.spec else { unreachable!() };
+    let spec = job.spec.get::<backline::sources::s3::S3Job>().expect("an s3 job");
     for key in ["a.txt", "b.txt", "c.txt"] {
         put(&clients.s3, &source, &TestObject::new(key, key)).await;
     }

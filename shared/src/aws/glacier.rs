@@ -6,6 +6,12 @@ use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, Tier};
 use super::error_text;
 use crate::config::RestoreTier;
 
+/// Whether an object of this storage class must be retrieved before it can be read. The one
+/// place that decides it: listings, version listings and HEADs all pass the class they saw.
+pub fn is_archived(storage_class: Option<&str>) -> bool {
+    matches!(storage_class, Some("GLACIER" | "DEEP_ARCHIVE"))
+}
+
 pub enum Retrieval {
     /// Readable now; with a note when the tier asked for was not available.
     Ready(Option<String>),
@@ -64,5 +70,20 @@ pub async fn retrieval(s3: &aws_sdk_s3::Client, request: &RetrievalRequest<'_>) 
             Ok(Retrieval::Waiting)
         }
         Err(err) => Err(format!("RestoreObject: {}", error_text(&err))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_archived;
+
+    #[test]
+    fn only_the_archive_classes_need_a_retrieval() {
+        for class in ["GLACIER", "DEEP_ARCHIVE"] {
+            assert!(is_archived(Some(class)), "{class}");
+        }
+        for class in [None, Some("STANDARD"), Some("GLACIER_IR"), Some("STANDARD_IA"), Some("INTELLIGENT_TIERING")] {
+            assert!(!is_archived(class), "{class:?}");
+        }
     }
 }

@@ -110,7 +110,7 @@ pub async fn list_versions(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
                 key: key.to_string(),
                 version_id: version.version_id().filter(|id| *id != "null").map(str::to_string),
                 etag: etag.to_string(),
-                archived: matches!(version.storage_class().map(|c| c.as_str()), Some("GLACIER" | "DEEP_ARCHIVE")),
+                archived: super::glacier::is_archived(version.storage_class().map(|c| c.as_str())),
             });
         }
         if page.is_truncated() != Some(true) {

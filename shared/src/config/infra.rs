@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::job::BucketName;
+use super::types::BucketName;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

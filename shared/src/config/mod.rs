@@ -5,7 +5,9 @@
 
 mod infra;
 mod job;
+pub mod registry;
 pub mod size;
+mod types;
 
 use std::path::Path;
 
@@ -15,22 +17,11 @@ use serde_json::{Map, Value};
 pub use infra::{EfsMount, InfraConfig};
 pub use job::*;
 pub use size::{ByteSize, HumanDuration};
+pub use types::*;
 
-/// Parses the options of a restore from JSON (a planner request), naming bad fields.
-pub fn restore_options_from_value(value: Value) -> Result<RestoreOptions, JobError> {
-    deserialize_at(value, "restore").map_err(|(field, message)| JobError { job: None, field, message })
-}
-
-/// The example job files `backline config example KIND` prints.
-pub const EXAMPLES: &[(&str, &str)] = &[
-    ("s3", include_str!("../../examples/s3.toml")),
-    ("s3-restore", include_str!("../../examples/s3-restore.toml")),
-    ("filesystem", include_str!("../../examples/filesystem.toml")),
-    ("filesystem-restore", include_str!("../../examples/filesystem-restore.toml")),
-];
-
-/// Parses the options of a filesystem restore from JSON, naming bad fields.
-pub fn filesystem_restore_options_from_value(value: Value) -> Result<FilesystemRestoreOptions, JobError> {
+/// Parses the options of a restore (a planner request's `restore`, or the flags of
+/// `backline restore`) into a kind's options type, naming bad fields as `restore.FIELD`.
+pub fn restore_options<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, JobError> {
     deserialize_at(value, "restore").map_err(|(field, message)| JobError { job: None, field, message })
 }
 
@@ -243,13 +234,16 @@ impl Job {
         };
         let error = |field: String, message: String| JobError { job: Some(name.clone()), field, message };
         check_job_name(&name).map_err(|m| error("name".into(), m))?;
-        let kinds = JobSpec::KINDS.join(", ");
+        let kinds = registry::names().join(", ");
         let kind = match fields.remove("kind") {
             Some(Value::String(kind)) => kind,
             Some(_) => {
                 return Err(error("kind".into(), format!("must be a string; allowed: {kinds}")));
             }
             None => return Err(error("kind".into(), format!("missing; allowed: {kinds}"))),
+        };
+        let Some(entry) = registry::lookup(&kind) else {
+            return Err(error("kind".into(), format!("unknown kind `{kind}`; allowed: {kinds}")));
         };
         let control = take_field::<ControlLocation>(&mut fields, "control").map_err(|(f, m)| error(f, m))?;
         let concurrency = take_field::<usize>(&mut fields, "concurrency")
@@ -268,22 +262,7 @@ impl Job {
                 format!("`{schedule}` is not a schedule expression; allowed: rate(...), cron(...) or at(...)"),
             ));
         }
-        let rest = Value::Object(fields);
-        let spec = match kind.as_str() {
-            "s3" => JobSpec::S3(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
-            "s3-restore" => JobSpec::S3Restore(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
-            "filesystem-restore" => JobSpec::FilesystemRestore(deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?),
-            "filesystem" => {
-                let spec: FilesystemJob = deserialize_at(rest, "").map_err(|(f, m)| error(f, m))?;
-                if spec.folders.is_empty() && spec.roots.is_empty() {
-                    return Err(error("folders".into(), "give at least one folder in `folders` or `roots`".into()));
-                }
-                JobSpec::Filesystem(spec)
-            }
-            other => {
-                return Err(error("kind".into(), format!("unknown kind `{other}`; allowed: {kinds}")));
-            }
-        };
+        let spec = JobSpec::from_arc((entry.parse)(Value::Object(fields)).map_err(|(f, m)| error(f, m))?);
         Ok(Job { name, control, concurrency, schedule, notify, spec })
     }
 }
@@ -303,7 +282,7 @@ fn take_field<T: serde::de::DeserializeOwned>(
 }
 
 /// Deserializes `value`, turning serde's message into (dotted field path, what is wrong).
-fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, base: &str) -> Result<T, (String, String)> {
+pub(crate) fn deserialize_at<T: serde::de::DeserializeOwned>(value: Value, base: &str) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let mut path = err.path().to_string();
         if path == "." {
@@ -355,7 +334,7 @@ bucket = "photos-backup"
         let job = &config.jobs[0];
         assert_eq!(job.name, "photos");
         assert_eq!(job.concurrency, DEFAULT_CONCURRENCY);
-        let JobSpec::S3(s3) = &job.spec else { panic!("an s3 job") };
+        let s3 = job.spec.get::<crate::sources::s3::S3Job>().expect("an s3 job");
         assert_eq!(s3.source.prefix, "");
         assert_eq!(s3.target.multipart_threshold, ByteSize(1 << 30));
         assert!(s3.target.copy_tags);
@@ -449,9 +428,9 @@ bucket = "photos-backup"
         let config = Config::parse(text, Format::Toml, "backline.example.toml").unwrap_or_else(|e| panic!("{e}"));
         let infra = config.infra.expect("an infra section");
         assert_eq!(infra.noncurrent_expiry_days, 180);
-        for kind in JobSpec::KINDS {
+        for kind in registry::names() {
             assert!(
-                config.jobs.iter().any(|j| j.spec.kind() == *kind && j.schedule.is_some()),
+                config.jobs.iter().any(|j| j.spec.kind() == kind && j.schedule.is_some()),
                 "the example schedules no {kind} job"
             );
         }
@@ -462,14 +441,14 @@ bucket = "photos-backup"
 
     #[test]
     fn every_kind_has_an_example() {
-        for kind in JobSpec::KINDS {
-            assert!(EXAMPLES.iter().any(|(k, _)| k == kind), "no example for {kind}");
+        for entry in registry::kinds() {
+            assert!(entry.example.contains(&format!("kind = \"{}\"", entry.name)), "no example for {}", entry.name);
         }
     }
 
     #[test]
     fn examples_parse_and_round_trip() {
-        for (kind, text) in EXAMPLES {
+        for (kind, text) in registry::kinds().iter().map(|k| (k.name, k.example)) {
             let config = Config::parse(text, Format::Toml, kind).unwrap_or_else(|e| panic!("{kind}: {e}"));
             let again = Config::parse(&config.to_toml(), Format::Toml, kind).unwrap();
             assert_eq!(config, again);

@@ -1,12 +1,15 @@
 //! Groups tasks into chunks a worker finishes well inside its timeout.
 
-use crate::model::{Chunk, Task};
+use serde_json::Value;
+
+use crate::model::Chunk;
 
 pub struct Chunker {
+    kind: &'static str,
     max_tasks: usize,
     max_bytes: u64,
     next_seq: u32,
-    tasks: Vec<Task>,
+    tasks: Vec<Value>,
     bytes: u64,
 }
 
@@ -15,14 +18,13 @@ impl Chunker {
     pub const MAX_TASKS: usize = 500;
     pub const MAX_BYTES: u64 = 8 << 30;
 
-    pub fn new(max_tasks: usize, max_bytes: u64) -> Chunker {
-        Chunker { max_tasks: max_tasks.max(1), max_bytes, next_seq: 0, tasks: Vec::new(), bytes: 0 }
+    pub fn new(kind: &'static str, max_tasks: usize, max_bytes: u64) -> Chunker {
+        Chunker { kind, max_tasks: max_tasks.max(1), max_bytes, next_seq: 0, tasks: Vec::new(), bytes: 0 }
     }
 
     /// Adds a task; returns the chunk it closed, if any. A task larger than `max_bytes`
     /// travels alone.
-    pub fn push(&mut self, task: Task) -> Option<Chunk> {
-        let bytes = task.bytes();
+    pub fn push(&mut self, task: Value, bytes: u64) -> Option<Chunk> {
         let closed = if !self.tasks.is_empty() && self.bytes + bytes > self.max_bytes { self.take() } else { None };
         self.bytes += bytes;
         self.tasks.push(task);
@@ -48,7 +50,7 @@ impl Chunker {
         self.bytes = 0;
         let seq = self.next_seq;
         self.next_seq += 1;
-        Some(Chunk { seq, attempt: 0, tasks: std::mem::take(&mut self.tasks) })
+        Some(Chunk::new(seq, self.kind, std::mem::take(&mut self.tasks)))
     }
 }
 
@@ -56,17 +58,21 @@ impl Chunker {
 mod tests {
     use super::*;
 
-    fn copy(size: u64) -> Task {
-        Task::Copy { key: "k".into(), target_key: "k".into(), size, etag: "e".into(), replace_tags: false }
+    fn copy(size: u64) -> Value {
+        serde_json::json!({"action": "copy", "size": size})
+    }
+
+    fn push(chunker: &mut Chunker, size: u64) -> Option<Chunk> {
+        chunker.push(copy(size), size)
     }
 
     #[test]
     fn chunks_close_on_count() {
-        let mut chunker = Chunker::new(2, u64::MAX);
-        assert!(chunker.push(copy(1)).is_none());
-        let chunk = chunker.push(copy(1)).unwrap();
+        let mut chunker = Chunker::new("s3", 2, u64::MAX);
+        assert!(push(&mut chunker, 1).is_none());
+        let chunk = push(&mut chunker, 1).unwrap();
         assert_eq!((chunk.seq, chunk.tasks.len()), (0, 2));
-        assert!(chunker.push(copy(1)).is_none());
+        assert!(push(&mut chunker, 1).is_none());
         assert_eq!(chunker.finish().unwrap().seq, 1);
         assert!(chunker.finish().is_none());
         assert_eq!(chunker.chunks(), 2);
@@ -74,11 +80,11 @@ mod tests {
 
     #[test]
     fn chunks_close_on_bytes_and_big_tasks_travel_alone() {
-        let mut chunker = Chunker::new(100, 10);
-        assert!(chunker.push(copy(6)).is_none());
-        let first = chunker.push(copy(50)).unwrap();
+        let mut chunker = Chunker::new("s3", 100, 10);
+        assert!(push(&mut chunker, 6).is_none());
+        let first = push(&mut chunker, 50).unwrap();
         assert_eq!(first.tasks.len(), 1);
-        let big = chunker.push(copy(1)).unwrap();
+        let big = push(&mut chunker, 1).unwrap();
         assert_eq!(big.tasks, vec![copy(50)]);
         assert_eq!(chunker.finish().unwrap().tasks, vec![copy(1)]);
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::EngineError;
-use crate::config::{Config, Format, Job, JobSpec, filesystem_restore_options_from_value, restore_options_from_value};
+use crate::config::{Config, Format, Job};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobRef {
@@ -131,19 +131,14 @@ pub async fn load_config(location: &str, s3: &aws_sdk_s3::Client) -> Result<Conf
 
 /// The restore job of a backup job, from the options of a `restore` request.
 pub fn restore_job(backup: &Job, options: Value) -> Result<Job, EngineError> {
-    let restore = match &backup.spec {
-        JobSpec::S3(_) => restore_options_from_value(options).map(|o| backup.restore(o)),
-        JobSpec::Filesystem(_) => filesystem_restore_options_from_value(options).map(|o| backup.restore_files(o)),
-        _ => Ok(None),
-    }
-    .map_err(|e| bad(e.to_string()))?;
-    restore.ok_or_else(|| {
-        EngineError::Input(format!(
-            "job {} is a {} job; only s3 and filesystem jobs restore",
+    match backup.spec.restore_job(backup, options) {
+        Some(restore) => restore.map_err(|e| bad(e.to_string())),
+        None => Err(EngineError::Input(format!(
+            "job {} is a {} job, which has no restore",
             backup.name,
             backup.spec.kind()
-        ))
-    })
+        ))),
+    }
 }
 
 /// The jobs an event asks for, each with its event time and dry-run flag.
@@ -211,12 +206,14 @@ mod tests {
         let PlannerEvent::Request(request) = parse_planner_event(event).unwrap() else { panic!() };
         let JobRef::Restore(job, options) = request.job else { panic!() };
         assert_eq!(job, "photos");
-        let backup =
-            Config::parse(include_str!("../../examples/s3.toml"), Format::Toml, "s3.toml").unwrap().jobs.remove(0);
+        let backup = Config::parse(crate::config::registry::lookup("s3").unwrap().example, Format::Toml, "s3.toml")
+            .unwrap()
+            .jobs
+            .remove(0);
         let restore = restore_job(&backup, *options).unwrap();
-        let JobSpec::S3Restore(restore) = restore.spec else { panic!() };
-        assert_eq!(restore.options.as_of.as_deref(), Some("2026-11-01"));
-        assert_eq!(restore.options.tier, crate::config::RestoreTier::Bulk);
+        assert_eq!(restore.spec.kind(), "s3-restore");
+        let options = &restore.spec.to_value()["options"];
+        assert_eq!((options["as_of"].as_str(), options["tier"].as_str()), (Some("2026-11-01"), Some("Bulk")));
         let err = restore_job(&backup, json!({"to_bucket": "b-b-b", "tier": "Fast"})).unwrap_err();
         assert!(err.to_string().contains("restore.tier") && err.to_string().contains("Expedited"), "{err}");
     }

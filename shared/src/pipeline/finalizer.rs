@@ -3,13 +3,20 @@
 
 use chrono::Utc;
 
+use super::kind::JobContext;
 use super::{Engine, EngineError};
-use crate::config::JobSpec;
-use crate::model::Outcome;
-use crate::model::{Counts, FinalizeMessage};
+use crate::model::{Action, Counts, FinalizeMessage};
 use crate::notify::{self, metrics};
-use crate::sources::filesystem;
-use crate::store::{ControlStore, Manifest, State, render_report, report_url};
+use crate::store::{ControlStore, Manifest, render_report, report_url};
+
+/// Parses a finalize-queue body and finalizes its run; returns the run id and its status.
+pub async fn handle_body(engine: &Engine, body: &str) -> Result<String, EngineError> {
+    let message: FinalizeMessage = serde_json::from_str(body)
+        .map_err(|e| EngineError::Message(format!("not a Backline finalize message: {e}")))?;
+    super::worker::check_version(message.version)?;
+    let manifest = finalize(engine, &message).await?;
+    Ok(format!("{} {}", manifest.run_id, manifest.status))
+}
 
 pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Manifest, EngineError> {
     let FinalizeMessage { run, job, .. } = message;
@@ -17,43 +24,11 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
     let outcomes = store.read_outcomes(run).await?;
     let mut counts = Counts::default();
     outcomes.iter().for_each(|o| counts.add(o));
-    let (source, target) = match &job.spec {
-        JobSpec::S3(s3) => (
-            format!("s3://{}/{}", s3.source.bucket, s3.source.prefix),
-            format!("s3://{}/{}", s3.target.bucket, s3.target.prefix),
-        ),
-        JobSpec::S3Restore(restore) => (
-            format!("s3://{}/{}", restore.backup.target.bucket, restore.backup.target.prefix),
-            format!("s3://{}/{}", restore.options.to_bucket, restore.options.to_prefix.as_deref().unwrap_or("")),
-        ),
-        JobSpec::Filesystem(fs) => {
-            let folders: Vec<&str> = fs.folders.iter().chain(&fs.roots).map(|f| f.as_str()).collect();
-            (folders.join(", "), format!("s3://{}-*", fs.target.bucket_prefix.as_str()))
-        }
-        JobSpec::FilesystemRestore(restore) => (
-            format!("s3://{}-*", restore.backup.target.bucket_prefix.as_str()),
-            restore
-                .options
-                .to_dir
-                .as_ref()
-                .map(|d| d.as_str().to_string())
-                .unwrap_or_else(|| "/ (original paths)".into()),
-        ),
-    };
+    let (source, target) = job.spec.endpoints();
 
     // State first: if the run stops after this, the next plan still starts from the truth.
-    // Only backups keep state; a restore's record is its manifest.
-    match &job.spec {
-        JobSpec::S3(_) => {
-            let old = match store.read_state(&job.name).await? {
-                Some(state) if state.source == source => state,
-                _ => State { source: source.clone(), ..Default::default() },
-            };
-            store.write_state(&job.name, &old.apply(&run.run_id, &outcomes)).await?;
-        }
-        JobSpec::Filesystem(_) => write_folder_states(engine, &store, &job.name, &run.run_id, &outcomes).await?,
-        JobSpec::S3Restore(_) | JobSpec::FilesystemRestore(_) => {}
-    }
+    let cx = JobContext { engine, job, run, dry_run: false };
+    job.spec.finalize(&cx, &outcomes).await?;
 
     let status = if counts.failed == 0 { "succeeded" } else { "failed" };
     let manifest = Manifest {
@@ -76,11 +51,9 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
         .put(&format!("{dir}report.md"), render_report(&manifest).into_bytes(), "text/markdown; charset=utf-8")
         .await?;
 
-    let planned_copies = manifest
-        .tasks
-        .iter()
-        .filter(|o| matches!(o.action, crate::model::Action::Copy | crate::model::Action::Restore))
-        .count() as u64;
+    let planned_copies =
+        manifest.tasks.iter().filter(|o| matches!(o.action, Action::Copy | Action::Restore | Action::Upload)).count()
+            as u64;
     metrics::publish_run(&engine.clients.cloudwatch, &job.name, &counts, planned_copies).await;
     if counts.failed > 0 {
         let failure = notify::Failure::of_run(&manifest, report_url(&run.control, &job.name, &run.run_id));
@@ -92,34 +65,4 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
         tagged_deleted = counts.tagged_deleted, skipped = counts.skipped, failed = counts.failed, "finalized"
     );
     Ok(manifest)
-}
-
-/// Each folder's state advances with the outcomes in its bucket.
-async fn write_folder_states(
-    engine: &Engine,
-    store: &ControlStore,
-    job: &str,
-    run_id: &str,
-    outcomes: &[Outcome],
-) -> Result<(), EngineError> {
-    let mut by_bucket: std::collections::BTreeMap<&str, Vec<Outcome>> = Default::default();
-    for outcome in outcomes {
-        if let Some(bucket) = &outcome.target_bucket {
-            by_bucket.entry(bucket).or_default().push(outcome.clone());
-        }
-    }
-    for (bucket, outcomes) in by_bucket {
-        let name = filesystem::state_name(job, bucket);
-        let source = filesystem::state_source(bucket);
-        let old = match store.read_state(&name).await? {
-            Some(state) if state.source == source => state,
-            _ => State { source, ..Default::default() },
-        };
-        let new = old.apply(run_id, &outcomes);
-        let etag = store.write_state(&name, &new).await?;
-        if let (Some(dir), Some(etag)) = (&engine.options.state_cache, etag) {
-            filesystem::write_cache(dir, &name, &new, &etag);
-        }
-    }
-    Ok(())
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::ledger::MemoryLedger;
 use super::planner::{self, PlanSummary};
-use super::queue::{LocalQueue, NullQueue};
+use super::queue::LocalQueue;
 use super::worker::{self, ChunkResult};
 use super::{Engine, EngineError, EngineOptions, Progress, finalizer};
 use crate::aws::AwsClients;
@@ -50,7 +50,7 @@ pub async fn run_with(
 ) -> Result<LocalRun, EngineError> {
     let run = RunRef::new(job, scheduled_at);
     if dry_run {
-        let engine = Engine::new(clients, Arc::new(NullQueue), Arc::new(MemoryLedger::default())).with_options(options);
+        let engine = Engine::standalone(clients).with_options(options);
         let plan = planner::plan(&engine, job, &run, true).await?;
         return Ok(LocalRun { plan, manifest: None });
     }

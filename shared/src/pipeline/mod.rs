@@ -1,10 +1,12 @@
 //! plan -> chunk -> execute -> finalize. The same functions run in Lambda (SQS queue, DynamoDB
 //! ledger) and in one process (`backline run`: in-process queue and ledger).
 
+pub mod batch;
 mod chunker;
 pub mod deployment;
 pub mod events;
 pub mod finalizer;
+pub mod kind;
 pub mod ledger;
 pub mod local;
 pub mod planner;
@@ -15,12 +17,13 @@ use std::sync::Arc;
 
 pub use chunker::Chunker;
 pub use deployment::Deployment;
+pub use kind::{JobContext, Kind, KindTask};
 pub use ledger::{DynamoLedger, Ledger, MemoryLedger};
 pub use queue::{SqsQueue, WorkQueue};
 
 use crate::aws::AwsClients;
 use crate::config::{ConfigError, JobError};
-use crate::model::{Outcome, Task};
+use crate::model::Outcome;
 use crate::store::StoreError;
 
 /// What the pipeline's stages share: clients built once, the queue and the ledger.
@@ -46,6 +49,11 @@ impl Engine {
         Engine { clients, queue, ledger, progress: Arc::new(NoProgress), options: EngineOptions::default() }
     }
 
+    /// An engine that sends nothing anywhere: for dry runs and for reading (verify).
+    pub fn standalone(clients: AwsClients) -> Engine {
+        Engine::new(clients, Arc::new(queue::NullQueue), Arc::new(MemoryLedger::default()))
+    }
+
     pub fn with_options(mut self, options: EngineOptions) -> Engine {
         self.options = options;
         self
@@ -59,7 +67,8 @@ impl Engine {
 
 /// Hooks for a progress display; the Lambda functions use `NoProgress`.
 pub trait Progress: Send + Sync {
-    fn planned(&self, _task: &Task) {}
+    /// A task was planned: `key` names it, `bytes` is what it will move.
+    fn planned(&self, _key: &str, _bytes: u64) {}
     fn finished(&self, _outcome: &Outcome) {}
     /// Tasks waiting for an archive retrieval went up (or down) by `delta`.
     fn waiting(&self, _delta: i64) {}
@@ -77,6 +86,9 @@ pub enum EngineError {
     /// The request cannot be carried out as given (missing bucket, unknown job, bad event).
     #[error("{0}")]
     Input(String),
+    /// A call to a service (S3, the source's server) failed while the run was under way.
+    #[error("{call} failed: {message}")]
+    Service { call: String, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("queue: {0}")]
@@ -88,6 +100,11 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A failed service call, named the way its API names it (`ListObjectsV2 on bucket x`).
+    pub fn service(call: impl Into<String>, message: impl Into<String>) -> EngineError {
+        EngineError::Service { call: call.into(), message: message.into() }
+    }
+
     /// Errors the user must fix (exit code 2), as opposed to failures during the work.
     pub fn is_input_error(&self) -> bool {
         matches!(self, EngineError::Config(_) | EngineError::Job(_) | EngineError::Input(_))

@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
+use super::kind::{JobContext, KindTask, TaskClass, TaskLine};
 use super::ledger::Opened;
 use super::{Chunker, Engine, EngineError, worker};
-use crate::config::{Job, JobSpec};
-use crate::model::{Chunk, ChunkMessage, RunRef, Task};
-use crate::sources;
+use crate::config::Job;
+use crate::model::{Chunk, ChunkMessage, RunRef};
 
 /// What a plan found. For a dry run this is all there is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -22,37 +22,27 @@ pub struct PlanSummary {
     pub to_skip: u64,
     pub unchanged: u64,
     pub chunks: u32,
-    /// Folders and their buckets (filesystem jobs).
+    /// What the kind says about the plan beyond counts (a folder and its bucket, say).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub units: Vec<crate::sources::filesystem::Unit>,
-    /// The first tasks, for `--dry-run` to show.
-    pub first_tasks: Vec<Task>,
+    pub notes: Vec<String>,
+    /// The first tasks, one line each, for `--dry-run` to show.
+    pub first_tasks: Vec<TaskLine>,
 }
 
 const FIRST_TASKS: usize = 10;
 
 impl PlanSummary {
-    fn count(&mut self, task: &Task) {
-        match task {
-            Task::Copy { size, .. } => {
+    fn count(&mut self, class: TaskClass, bytes: u64, describe: impl FnOnce() -> TaskLine) {
+        match class {
+            TaskClass::Transfer => {
                 self.to_copy += 1;
-                self.bytes_to_copy += size;
+                self.bytes_to_copy += bytes;
             }
-            Task::MarkDeleted { .. } => self.to_mark_deleted += 1,
-            Task::Skip { .. } => self.to_skip += 1,
-            Task::Upload { size, .. } => {
-                self.to_copy += 1;
-                self.bytes_to_copy += size;
-            }
-            Task::Delete { .. } => self.to_mark_deleted += 1,
-            Task::Unreadable { .. } => self.to_skip += 1,
-            Task::Restore { size, .. } | Task::Download { size, .. } => {
-                self.to_copy += 1;
-                self.bytes_to_copy += size;
-            }
+            TaskClass::Removal => self.to_mark_deleted += 1,
+            TaskClass::Skip => self.to_skip += 1,
         }
         if self.first_tasks.len() < FIRST_TASKS {
-            self.first_tasks.push(task.clone());
+            self.first_tasks.push(describe());
         }
     }
 }
@@ -69,10 +59,12 @@ pub struct TaskSink<'a> {
 }
 
 impl TaskSink<'_> {
-    pub async fn push(&mut self, task: Task) -> Result<(), EngineError> {
-        self.summary.count(&task);
-        self.engine.progress.planned(&task);
-        if let Some(chunk) = self.chunker.push(task) {
+    pub async fn push<T: KindTask>(&mut self, task: T) -> Result<(), EngineError> {
+        let bytes = task.bytes();
+        self.summary.count(task.class(), bytes, || task.describe());
+        self.engine.progress.planned(task.key(), bytes);
+        let value = serde_json::to_value(&task).expect("tasks serialize");
+        if let Some(chunk) = self.chunker.push(value, bytes) {
             self.queue_chunk(chunk).await?;
         }
         Ok(())
@@ -82,8 +74,9 @@ impl TaskSink<'_> {
         self.summary.unchanged += 1;
     }
 
-    pub fn unit(&mut self, unit: crate::sources::filesystem::Unit) {
-        self.summary.units.push(unit);
+    /// A line for the plan summary (`folder /srv -> bucket b`).
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.summary.notes.push(note.into());
     }
 
     async fn queue_chunk(&mut self, chunk: Chunk) -> Result<(), EngineError> {
@@ -116,11 +109,8 @@ impl TaskSink<'_> {
 
 /// Plans one run of `job`. With `dry_run` nothing is written or sent.
 pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Result<PlanSummary, EngineError> {
-    match &job.spec {
-        JobSpec::S3(spec) => sources::s3::check_buckets(engine, spec).await?,
-        JobSpec::S3Restore(spec) => sources::s3::restore::prepare(engine, spec, dry_run).await?,
-        JobSpec::Filesystem(_) | JobSpec::FilesystemRestore(_) => {}
-    }
+    let cx = JobContext { engine, job, run, dry_run };
+    job.spec.check(&cx).await?;
     let summary = PlanSummary { job: job.name.clone(), run_id: run.run_id.clone(), dry_run, ..Default::default() };
     if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
         tracing::info!(run = %run.run_id, "run was planned before; not planning it again");
@@ -131,17 +121,11 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         job,
         run,
         dry_run,
-        chunker: Chunker::new(Chunker::MAX_TASKS, Chunker::MAX_BYTES),
+        chunker: Chunker::new(job.spec.kind(), Chunker::MAX_TASKS, Chunker::MAX_BYTES),
         pending: Vec::new(),
         summary,
     };
-    let planned = match &job.spec {
-        JobSpec::S3(spec) => sources::s3::plan(engine, job, spec, run, &mut sink).await,
-        JobSpec::S3Restore(spec) => sources::s3::restore::plan(engine, job, spec, &mut sink).await,
-        JobSpec::Filesystem(spec) => sources::filesystem::plan(engine, job, spec, dry_run, &mut sink).await,
-        JobSpec::FilesystemRestore(spec) => sources::filesystem::restore::plan(engine, job, spec, &mut sink).await,
-    };
-    if let Err(err) = planned {
+    if let Err(err) = job.spec.plan(&cx, &mut sink).await {
         if !dry_run {
             // Best effort: the run is marked failed so a reader of the ledger sees why it stopped.
             let _ = engine.ledger.finish(&run.run_id, "plan_failed").await;

@@ -1,16 +1,17 @@
 //! The worker: run one chunk's tasks, record their outcomes, count the chunk once, and send
 //! the finalize message when it was the last.
 
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+
+use super::kind::{Executed, JobContext};
 use super::ledger::ChunkDone;
 use super::queue::MAX_DELAY;
 use super::{Engine, EngineError};
-use crate::config::{Job, JobSpec};
+use crate::config::Job;
 use crate::model::{Chunk, ChunkMessage, FinalizeMessage, Outcome, RunRef, Status, WIRE_VERSION, WorkMessage};
-
-/// How often a task may go back to wait for an archive retrieval: at the default 15-minute
-/// interval, five days; Deep Archive's Bulk tier promises 48 hours.
-pub const MAX_WAITS: u32 = 480;
-use crate::sources;
 use crate::store::ControlStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,12 +26,7 @@ pub enum ChunkResult {
 pub async fn read_work_message(engine: &Engine, body: &str) -> Result<ChunkMessage, EngineError> {
     let message: WorkMessage =
         serde_json::from_str(body).map_err(|e| EngineError::Message(format!("not a Backline work message: {e}")))?;
-    if message.version() != WIRE_VERSION {
-        return Err(EngineError::Message(format!(
-            "message version {} is not supported (expected {WIRE_VERSION})",
-            message.version()
-        )));
-    }
+    check_version(message.version())?;
     match message {
         WorkMessage::Chunk { message, .. } => Ok(*message),
         WorkMessage::ClaimCheck { run, key, .. } => {
@@ -47,52 +43,50 @@ pub async fn handle_body(engine: &Engine, body: &str) -> Result<ChunkResult, Eng
     run_chunk(engine, &message).await
 }
 
+/// Refuses a message of another wire version, saying what to do about it.
+pub fn check_version(version: u32) -> Result<(), EngineError> {
+    if version == WIRE_VERSION {
+        return Ok(());
+    }
+    let hint = if version < WIRE_VERSION {
+        "it was sent by an older Backline: let the old functions drain the queue, or run the job again"
+    } else {
+        "it was sent by a newer Backline: deploy the same version to every function"
+    };
+    Err(EngineError::Message(format!("message version {version} is not supported (expected {WIRE_VERSION}); {hint}")))
+}
+
 pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkResult, EngineError> {
     let ChunkMessage { run, job, chunk } = message;
+    if chunk.kind != job.spec.kind() {
+        return Err(EngineError::Message(format!(
+            "chunk {} of run {} holds {} tasks, but job {} is a {} job; refused",
+            chunk.seq,
+            run.run_id,
+            chunk.kind,
+            job.name,
+            job.spec.kind()
+        )));
+    }
     if engine.ledger.is_chunk_done(&run.run_id, chunk.seq, chunk.attempt).await? {
         tracing::info!(run = %run.run_id, chunk = chunk.seq, attempt = chunk.attempt, "chunk already done; skipping redelivery");
         // The earlier delivery may have stopped between counting and finalizing.
         finalize_if_complete(engine, job, run).await?;
         return Ok(ChunkResult::Duplicate);
     }
-    let (outcomes, waiting) = match &job.spec {
-        JobSpec::S3(spec) => (sources::s3::execute(engine, spec, job.concurrency, &chunk.tasks).await, Vec::new()),
-        JobSpec::S3Restore(spec) => sources::s3::restore::execute(engine, spec, job.concurrency, &chunk.tasks).await,
-        JobSpec::Filesystem(spec) => {
-            (sources::filesystem::execute(engine, spec, job.concurrency, &chunk.tasks).await, Vec::new())
-        }
-        JobSpec::FilesystemRestore(spec) => {
-            sources::filesystem::restore::execute(engine, spec, job.concurrency, &chunk.tasks).await
-        }
-    };
-    // A retrieval that never finishes must not keep the run open forever.
-    let (outcomes, waiting) = if chunk.attempt >= MAX_WAITS && !waiting.is_empty() {
-        let mut outcomes = outcomes;
-        outcomes.extend(waiting.iter().map(|task| {
-            Outcome::for_task(task, Status::Failed)
-                .with_detail(format!("still not retrieved from the archive after {MAX_WAITS} checks"))
-        }));
-        (outcomes, Vec::new())
-    } else {
-        (outcomes, waiting)
-    };
+    let cx = JobContext { engine, job, run, dry_run: false };
+    let (outcomes, next) = execute(&cx, chunk).await?;
     let failed = outcomes.iter().filter(|o| o.status == Status::Failed).count();
     ControlStore::new(engine.clients.s3.clone(), &run.control)
         .put_outcomes(run, chunk.seq, chunk.attempt, &outcomes)
         .await?;
-    let waiting_count = waiting.len();
+    let waiting_count = next.as_ref().map_or(0, |(chunk, _)| chunk.tasks.len());
     // Tasks of an attempt after the first were all waiting when it was sent.
     let was_waiting = if chunk.attempt > 0 { chunk.tasks.len() } else { 0 };
     let waiting_delta = waiting_count as i64 - was_waiting as i64;
-    if !waiting.is_empty() {
+    if let Some((next, delay)) = next {
         // Sent before the chunk is counted: if counting fails, the redelivery finds the next
         // attempt already queued, and its ledger marker keeps it from running twice.
-        let next = Chunk { seq: chunk.seq, attempt: chunk.attempt + 1, tasks: waiting };
-        let delay = match &job.spec {
-            JobSpec::S3Restore(spec) => spec.options.poll_interval.0,
-            JobSpec::FilesystemRestore(spec) => spec.options.poll_interval.0,
-            JobSpec::S3(_) | JobSpec::Filesystem(_) => MAX_DELAY,
-        };
         engine.queue.send_later(ChunkMessage { run: run.clone(), job: job.clone(), chunk: next }, delay).await?;
     }
     engine.progress.waiting(waiting_delta);
@@ -101,6 +95,63 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         finalize_if_complete(engine, job, run).await?;
     }
     Ok(ChunkResult::Done { tasks: outcomes.len(), failed, waiting: waiting_count })
+}
+
+/// Runs a chunk's tasks (unless it is not due yet); returns the outcomes, and the next attempt
+/// with its delay when tasks wait.
+async fn execute(cx: &JobContext<'_>, chunk: &Chunk) -> Result<(Vec<Outcome>, Option<(Chunk, Duration)>), EngineError> {
+    let now = Utc::now();
+    let next = |tasks: Vec<Value>, waiting_since, delay: Duration| {
+        // SQS delays a message by 15 minutes at most; a longer wait travels as a due time.
+        let not_before = (delay > MAX_DELAY).then(|| now + chrono::Duration::from_std(delay).unwrap_or_default());
+        let chunk = Chunk {
+            seq: chunk.seq,
+            attempt: chunk.attempt + 1,
+            kind: chunk.kind.clone(),
+            tasks,
+            waiting_since: Some(waiting_since),
+            not_before,
+        };
+        (chunk, delay.min(MAX_DELAY))
+    };
+    if let Some(due) = chunk.not_before.filter(|due| *due > now) {
+        let remaining = (due - now).to_std().unwrap_or_default();
+        let since = chunk.waiting_since.unwrap_or(now);
+        return Ok((Vec::new(), Some(next(chunk.tasks.clone(), since, remaining))));
+    }
+    let Executed { mut outcomes, waiting } = cx.job.spec.execute(cx, chunk.tasks.clone()).await?;
+    if waiting.is_empty() {
+        return Ok((outcomes, None));
+    }
+    let since = chunk.waiting_since.unwrap_or(now);
+    let waited = (now - since).to_std().unwrap_or_default();
+    let limit = cx.job.spec.wait_limit();
+    if waited >= limit {
+        // A wait that never ends must not keep the run open forever.
+        outcomes.extend(waiting.into_iter().map(|w| {
+            let what = w.abandoned.detail.clone().unwrap_or_else(|| "still waiting".into());
+            Outcome { status: Status::Failed, ..w.abandoned }.with_detail(format!(
+                "{what}: gave up after waiting {} (the {} limit is {})",
+                human_duration(waited),
+                cx.job.spec.kind(),
+                human_duration(limit)
+            ))
+        }));
+        return Ok((outcomes, None));
+    }
+    let delay = waiting.iter().map(|w| w.after).min().unwrap_or(MAX_DELAY);
+    let tasks = waiting.into_iter().map(|w| w.task).collect();
+    Ok((outcomes, Some(next(tasks, since, delay))))
+}
+
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        s if s >= 86_400 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 3600 => format!("{:.1} h", s as f64 / 3600.0),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 /// Sends the finalize message if this caller is the one to do it.

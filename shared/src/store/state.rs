@@ -214,7 +214,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Task;
+    use crate::model::Action;
 
     fn entry(key: &str, size: u64, etag: &str) -> StateEntry {
         StateEntry { key: key.into(), size, etag: etag.into(), deleted: false, mtime: None }
@@ -275,18 +275,14 @@ mod tests {
             run_id: "r1".into(),
             entries: vec![entry("gone", 1, "g"), entry("kept", 1, "k"), entry("retry", 1, "old")],
         };
-        let copy = |key: &str, status| {
-            let task = Task::Copy {
-                key: key.into(),
-                target_key: key.into(),
-                size: 5,
-                etag: "new".into(),
-                replace_tags: false,
-            };
-            Outcome { bytes: 5, ..Outcome::for_task(&task, status) }
+        let copy = |key: &str, status| Outcome {
+            bytes: 5,
+            target_key: Some(key.into()),
+            etag: Some("new".into()),
+            ..Outcome::new(Action::Copy, key, status)
         };
         let deleted =
-            Outcome::for_task(&Task::MarkDeleted { key: "gone".into(), target_key: "gone".into() }, Status::Ok);
+            Outcome { target_key: Some("gone".into()), ..Outcome::new(Action::MarkDeleted, "gone", Status::Ok) };
         let new = old.apply("r2", &[copy("added", Status::Ok), copy("retry", Status::Failed), deleted]);
         assert_eq!(new.run_id, "r2");
         let tombstone = StateEntry { deleted: true, ..entry("gone", 1, "g") };

@@ -9,14 +9,14 @@ use aws_sdk_s3::types::{
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
 
+use super::FilesystemTarget;
 use crate::aws::error_text;
-use crate::config::FilesystemTarget;
 use crate::pipeline::EngineError;
 
 pub const LIFECYCLE_RULE_ID: &str = "backline-noncurrent-expiry";
 
 fn failed(bucket: &str, operation: &str, message: String) -> EngineError {
-    EngineError::Input(format!("bucket `{bucket}`: {operation}: {message}"))
+    EngineError::service(format!("{operation} on bucket `{bucket}`"), message)
 }
 
 /// Makes sure `bucket` exists with Backline's settings; returns what it changed.

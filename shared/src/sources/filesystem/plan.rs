@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 use super::units::{Unit, units};
-use super::{buckets, state};
-use crate::config::{FilesystemJob, Job};
-use crate::model::Task;
+use super::{FilesystemJob, FilesystemTask, buckets, state};
+use crate::config::Job;
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{ControlStore, StateEntry};
@@ -131,7 +130,7 @@ pub async fn plan(
                 tracing::info!(bucket = %unit.bucket, changed = ?changed, "bucket settings applied");
             }
         }
-        sink.unit(unit.clone());
+        sink.note(format!("folder {} -> bucket {}", unit.folder, unit.bucket));
         plan_unit(engine, job, &store, unit, dry_run, sink).await?;
     }
     Ok(())
@@ -156,7 +155,7 @@ async fn plan_unit(
     let mut found = walk(unit.folder.clone());
     while let Some(item) = found.recv().await {
         while let Some(gone) = known.next_if(|e| path_order(&e.key, item.key()) == Ordering::Less) {
-            sink.push(Task::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
+            sink.push(FilesystemTask::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
         }
         let previous = known.next_if(|e| e.key == item.key());
         match item {
@@ -164,17 +163,18 @@ async fn plan_unit(
                 if previous.is_some_and(|p: StateEntry| p.size == size && p.mtime == Some(mtime_ns)) {
                     sink.unchanged();
                 } else {
-                    sink.push(Task::Upload { path, bucket: unit.bucket.clone(), key, size, mtime_ns }).await?;
+                    sink.push(FilesystemTask::Upload { path, bucket: unit.bucket.clone(), key, size, mtime_ns })
+                        .await?;
                 }
             }
             Found::Skip { key, reason } => {
-                sink.push(Task::Skip { key, size: 0, etag: String::new(), reason }).await?;
+                sink.push(FilesystemTask::Skip { key, size: 0, etag: String::new(), reason }).await?;
             }
-            Found::Unreadable { key, reason } => sink.push(Task::Unreadable { key, reason }).await?,
+            Found::Unreadable { key, reason } => sink.push(FilesystemTask::Unreadable { key, reason }).await?,
         }
     }
     for gone in known {
-        sink.push(Task::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
+        sink.push(FilesystemTask::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
     }
     Ok(())
 }

@@ -31,7 +31,10 @@ pub async fn load(
         Ok(head) => head.e_tag().map(str::to_string),
         Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(Vec::new()),
         Err(err) => {
-            return Err(EngineError::Input(format!("state s3://{}/{key}: {}", store.bucket(), error_text(&err))));
+            return Err(EngineError::service(
+                format!("HeadObject on state s3://{}/{key}", store.bucket()),
+                error_text(&err),
+            ));
         }
     };
     if let (Some(dir), Some(etag)) = (&engine.options.state_cache, &etag) {
@@ -92,8 +95,8 @@ pub async fn rebuild(
     let mut entries = Vec::new();
     let mut pages = engine.clients.s3.list_objects_v2().bucket(&unit.bucket).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| EngineError::Input(format!("listing bucket `{}`: {}", unit.bucket, error_text(&e))))?;
+        let page = page
+            .map_err(|e| EngineError::service(format!("ListObjectsV2 on bucket `{}`", unit.bucket), error_text(&e)))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
             let size = object.size().unwrap_or(0).max(0) as u64;

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::FilesystemJob;
+use super::FilesystemJob;
 
 /// One folder backed up into one bucket.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -4,15 +4,15 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
 use futures::{TryStreamExt, stream};
 
-use crate::sources::{Step, run_tasks};
 use tokio::io::AsyncReadExt;
 
 use super::plan::mtime_ns;
+use super::{FilesystemJob, FilesystemTask};
 use crate::aws::error_text;
 use crate::aws::s3::part_size;
-use crate::config::FilesystemJob;
-use crate::model::{Outcome, Status, Task};
+use crate::model::{Outcome, Status};
 use crate::pipeline::Engine;
+use crate::pipeline::kind::{Executed, KindTask, Step, run_tasks};
 
 /// A file that changes while it is read is read again this often, then reported.
 const READ_ATTEMPTS: usize = 3;
@@ -20,18 +20,16 @@ const READ_ATTEMPTS: usize = 3;
 const PART_CONCURRENCY: usize = 4;
 const PREFERRED_PART_SIZE: u64 = 16 << 20;
 
-pub async fn execute(engine: &Engine, spec: &FilesystemJob, concurrency: usize, tasks: &[Task]) -> Vec<Outcome> {
-    let (outcomes, _) = run_tasks(engine, tasks, concurrency, |task| async move {
+pub async fn execute(engine: &Engine, spec: &FilesystemJob, concurrency: usize, tasks: &[FilesystemTask]) -> Executed {
+    run_tasks(engine, tasks, concurrency, |task| async move {
         Step::Done(match task {
-            Task::Upload { .. } => upload(engine, spec, task).await,
-            Task::Delete { bucket, key } => delete(engine, task, bucket, key).await,
-            Task::Skip { reason, .. } => Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()),
-            Task::Unreadable { reason, .. } => Outcome::for_task(task, Status::Failed).with_detail(reason.clone()),
-            _ => Outcome::for_task(task, Status::Failed).with_detail("not a filesystem task"),
+            FilesystemTask::Upload { .. } => upload(engine, spec, task).await,
+            FilesystemTask::Delete { bucket, key } => delete(engine, task, bucket, key).await,
+            FilesystemTask::Skip { reason, .. } => task.outcome(Status::Skipped).with_detail(reason.clone()),
+            FilesystemTask::Unreadable { reason, .. } => task.outcome(Status::Failed).with_detail(reason.clone()),
         })
     })
-    .await;
-    outcomes
+    .await
 }
 
 /// The `mtime` metadata: seconds and nanoseconds since the epoch.
@@ -47,9 +45,9 @@ enum Attempt {
     Changed,
 }
 
-async fn upload(engine: &Engine, spec: &FilesystemJob, task: &Task) -> Outcome {
-    let Task::Upload { path, bucket, key, .. } = task else { unreachable!("called for uploads") };
-    let base = Outcome::for_task(task, Status::Ok);
+async fn upload(engine: &Engine, spec: &FilesystemJob, task: &FilesystemTask) -> Outcome {
+    let FilesystemTask::Upload { path, bucket, key, .. } = task else { unreachable!("called for uploads") };
+    let base = task.outcome(Status::Ok);
     for _ in 0..READ_ATTEMPTS {
         let before = match tokio::fs::metadata(path).await {
             Ok(metadata) if metadata.is_file() => metadata,
@@ -187,28 +185,33 @@ async fn send_parts(
 ) -> Result<Vec<CompletedPart>, String> {
     let part = part_size(size, PREFERRED_PART_SIZE);
     let file = tokio::fs::File::open(path).await.map_err(|e| read_error(path, e))?;
-    // Parts are read in order from one file handle and uploaded a few at a time.
-    let reads = stream::try_unfold((file, 0u64), move |(mut file, index)| async move {
-        if index * part >= size {
-            return Ok(None);
+    // Parts are read in order from one file handle and uploaded a few at a time. The closures
+    // own what they use: borrowed captures would keep the future from being `Send`.
+    let path = path.to_string();
+    let reads = stream::try_unfold((file, 0u64), move |(mut file, index)| {
+        let path = path.clone();
+        async move {
+            if index * part >= size {
+                return Ok(None);
+            }
+            let mut buffer = vec![0u8; part.min(size - index * part) as usize];
+            file.read_exact(&mut buffer).await.map_err(|e| read_error(&path, e))?;
+            Ok::<_, String>(Some(((index as i32 + 1, buffer), (file, index + 1))))
         }
-        let mut buffer = vec![0u8; part.min(size - index * part) as usize];
-        file.read_exact(&mut buffer).await.map_err(|e| read_error(path, e))?;
-        Ok::<_, String>(Some(((index as i32 + 1, buffer), (file, index + 1))))
     });
     let mut parts: Vec<CompletedPart> = reads
-        .map_ok(|(number, buffer)| async move {
-            let output = s3
+        .map_ok(move |(number, buffer)| {
+            let request = s3
                 .upload_part()
                 .bucket(bucket)
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(number)
-                .body(ByteStream::from(buffer))
-                .send()
-                .await
-                .map_err(|e| format!("UploadPart: {}", error_text(&e)))?;
-            Ok(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_string)).build())
+                .body(ByteStream::from(buffer));
+            async move {
+                let output = request.send().await.map_err(|e| format!("UploadPart: {}", error_text(&e)))?;
+                Ok(CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_string)).build())
+            }
         })
         .try_buffer_unordered(PART_CONCURRENCY)
         .try_collect()
@@ -219,8 +222,8 @@ async fn send_parts(
 
 /// Deletes the object; in the versioned bucket this leaves a delete marker, and the old version
 /// stays until the lifecycle rule expires it.
-async fn delete(engine: &Engine, task: &Task, bucket: &str, key: &str) -> Outcome {
-    let base = Outcome::for_task(task, Status::Ok);
+async fn delete(engine: &Engine, task: &FilesystemTask, bucket: &str, key: &str) -> Outcome {
+    let base = task.outcome(Status::Ok);
     match engine.clients.s3.delete_object().bucket(bucket).key(key).send().await {
         Ok(_) => base,
         Err(err) => {

@@ -4,28 +4,26 @@ use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
 use chrono::Utc;
 
 use super::tags::deleted_tags;
+use super::{S3Job, S3Task};
 use crate::aws::copy::{self, CopyFailure, CopyRequest, Tags, object_tags};
 use crate::aws::error_text;
 use crate::aws::s3::{MAX_KEY_BYTES, MAX_TAGS};
-use crate::config::S3Job;
-use crate::model::{Outcome, Status, Task};
+use crate::model::{Outcome, Status};
 use crate::pipeline::Engine;
-use crate::sources::{Step, run_tasks};
+use crate::pipeline::kind::{Executed, KindTask, Step, run_tasks};
 
 /// Runs `tasks` with at most `concurrency` in flight; every task yields an outcome.
-pub async fn execute(engine: &Engine, spec: &S3Job, concurrency: usize, tasks: &[Task]) -> Vec<Outcome> {
-    let (outcomes, _) = run_tasks(engine, tasks, concurrency, |task| async move {
+pub async fn execute(engine: &Engine, spec: &S3Job, concurrency: usize, tasks: &[S3Task]) -> Executed {
+    run_tasks(engine, tasks, concurrency, |task| async move {
         Step::Done(match task {
-            Task::Copy { .. } => backup_copy(engine, spec, task).await,
-            Task::MarkDeleted { target_key, .. } => mark_deleted(engine, spec, task, target_key).await,
-            Task::Skip { reason, size, .. } => {
-                Outcome { bytes: *size, ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone()) }
+            S3Task::Copy { .. } => backup_copy(engine, spec, task).await,
+            S3Task::MarkDeleted { target_key, .. } => mark_deleted(engine, spec, task, target_key).await,
+            S3Task::Skip { reason, size, .. } => {
+                Outcome { bytes: *size, ..task.outcome(Status::Skipped).with_detail(reason.clone()) }
             }
-            _ => Outcome::for_task(task, Status::Failed).with_detail("not an S3 backup task"),
         })
     })
-    .await;
-    outcomes
+    .await
 }
 
 /// The outcome of a copy whose failure kinds mean the same for backup and restore.
@@ -48,9 +46,9 @@ pub fn copy_outcome(base: Outcome, result: Result<copy::Copied, CopyFailure>) ->
     }
 }
 
-async fn backup_copy(engine: &Engine, spec: &S3Job, task: &Task) -> Outcome {
-    let Task::Copy { key, target_key, size, etag, replace_tags } = task else { unreachable!("called for copies") };
-    let base = Outcome::for_task(task, Status::Ok);
+async fn backup_copy(engine: &Engine, spec: &S3Job, task: &S3Task) -> Outcome {
+    let S3Task::Copy { key, target_key, size, etag, replace_tags } = task else { unreachable!("called for copies") };
+    let base = task.outcome(Status::Ok);
     if target_key.len() > MAX_KEY_BYTES {
         return Outcome { status: Status::Failed, ..base }
             .with_detail(format!("target key is {} bytes; S3 allows {MAX_KEY_BYTES}", target_key.len()));
@@ -98,8 +96,8 @@ async fn backup_copy(engine: &Engine, spec: &S3Job, task: &Task) -> Outcome {
     copy_outcome(Outcome { etag: Some(recorded_etag.clone()), ..base }, result)
 }
 
-async fn mark_deleted(engine: &Engine, spec: &S3Job, task: &Task, target_key: &str) -> Outcome {
-    let base = Outcome::for_task(task, Status::Ok);
+async fn mark_deleted(engine: &Engine, spec: &S3Job, task: &S3Task, target_key: &str) -> Outcome {
+    let base = task.outcome(Status::Ok);
     let s3 = &engine.clients.s3;
     let bucket = spec.target.bucket.as_str();
     let existing = match object_tags(s3, bucket, target_key, None).await {

@@ -2,13 +2,15 @@
 //! key order), so a change, an addition or a deletion is found without reading the target.
 //! Neither side is held whole: memory stays flat at millions of keys.
 
-use aws_sdk_s3::types::{Object, ObjectStorageClass};
+use aws_sdk_s3::types::Object;
 use chrono::Utc;
 
 use super::tags::target_key;
+use super::{S3Job, S3Task};
 use crate::aws::error_text;
-use crate::config::{Job, S3Job};
-use crate::model::{RunRef, Task};
+use crate::aws::glacier::is_archived;
+use crate::config::Job;
+use crate::model::RunRef;
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{ControlStore, StateEntry, StateReader, StoreError};
@@ -19,9 +21,16 @@ pub async fn check_buckets(engine: &Engine, spec: &S3Job) -> Result<(), EngineEr
         if let Err(err) = engine.clients.s3.head_bucket().bucket(bucket.as_str()).send().await {
             let status = err.raw_response().map(|r| r.status().as_u16());
             let message = match status {
-                Some(404) => format!("{role} bucket `{bucket}` does not exist"),
-                Some(403) => format!("{role} bucket `{bucket}`: access denied (check the credentials' permissions)"),
-                _ => format!("{role} bucket `{bucket}`: cannot reach it: {}", error_text(&err)),
+                Some(404) => format!("{role} bucket `{bucket}` does not exist (HeadBucket: 404)"),
+                Some(403) => format!(
+                    "{role} bucket `{bucket}`: access denied (HeadBucket: 403; check the credentials' permissions)"
+                ),
+                _ => {
+                    return Err(EngineError::service(
+                        format!("HeadBucket on {role} bucket `{bucket}`"),
+                        error_text(&err),
+                    ));
+                }
             };
             return Err(EngineError::Input(message));
         }
@@ -37,7 +46,7 @@ pub async fn plan(
     sink: &mut TaskSink<'_>,
 ) -> Result<(), EngineError> {
     let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
-    let source = format!("s3://{}/{}", spec.source.bucket, spec.source.prefix);
+    let source = spec.state_source();
     let state = match store.open_state(&job.name).await? {
         Some(state) if state.source == source => Some(state),
         Some(state) => {
@@ -71,7 +80,7 @@ pub async fn plan(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            EngineError::Input(format!("listing source bucket `{}`: {}", spec.source.bucket, error_text(&e)))
+            EngineError::service(format!("ListObjectsV2 on source bucket `{}`", spec.source.bucket), error_text(&e))
         })?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
@@ -81,11 +90,13 @@ pub async fn plan(
             // The merge below is only right if S3 lists in key order; refuse rather than mark
             // live objects deleted.
             if previous_key.as_deref().is_some_and(|prev| prev >= key) {
-                return Err(EngineError::Input(format!(
-                    "source bucket `{}` listed `{key}` after `{}`: keys are not in order, cannot diff safely",
-                    spec.source.bucket,
-                    previous_key.unwrap_or_default()
-                )));
+                return Err(EngineError::service(
+                    format!("ListObjectsV2 on source bucket `{}`", spec.source.bucket),
+                    format!(
+                        "listed `{key}` after `{}`: keys are not in order, cannot diff safely",
+                        previous_key.unwrap_or_default()
+                    ),
+                ));
             }
             mark_deleted_before(spec, &mut known, key, sink).await?;
             let previous = known.next_if(|entry| entry.key == key).await?;
@@ -95,7 +106,7 @@ pub async fn plan(
     }
     while let Some(entry) = known.next_if(|_| true).await? {
         if !entry.deleted {
-            sink.push(Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
+            sink.push(S3Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
         }
     }
     Ok(())
@@ -139,7 +150,7 @@ async fn mark_deleted_before(
         if entry.deleted {
             continue;
         }
-        sink.push(Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
+        sink.push(S3Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
     }
     Ok(())
 }
@@ -167,16 +178,21 @@ async fn plan_object(
         sink.unchanged();
         return Ok(());
     }
-    let task = match object.storage_class() {
-        Some(class @ (ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)) => Task::Skip {
+    let class = object.storage_class().map(|c| c.as_str());
+    let task = match class {
+        Some(class) if is_archived(Some(class)) => S3Task::Skip {
             key: key.to_string(),
             size,
             etag,
-            reason: format!("in {} at the source: restore it there first (backline restore)", class.as_str()),
+            reason: format!("in {class} at the source: restore it there first (backline restore)"),
         },
-        _ => {
-            Task::Copy { key: key.to_string(), target_key: target_key(spec, key), size, etag, replace_tags: reappeared }
-        }
+        _ => S3Task::Copy {
+            key: key.to_string(),
+            target_key: target_key(spec, key),
+            size,
+            etag,
+            replace_tags: reappeared,
+        },
     };
     sink.push(task).await
 }

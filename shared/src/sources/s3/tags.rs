@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::S3Job;
+use super::S3Job;
 
 pub const DELETED: &str = "Deleted";
 pub const DELETED_AT: &str = "DeletedAt";

@@ -8,8 +8,9 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::S3Job;
 use crate::aws::error_text;
-use crate::config::{Job, S3Job};
+use crate::config::Job;
 use crate::pipeline::EngineError;
 use crate::store::ControlStore;
 
@@ -80,10 +81,10 @@ async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<BTr
     let mut objects = BTreeMap::new();
     let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| EngineError::Input(format!("listing `{bucket}`: {}", error_text(&e))))?;
+        let page = page.map_err(|e| EngineError::service(format!("ListObjectsV2 on `{bucket}`"), error_text(&e)))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
-            let archived = matches!(object.storage_class().map(|c| c.as_str()), Some("GLACIER" | "DEEP_ARCHIVE"));
+            let archived = crate::aws::glacier::is_archived(object.storage_class().map(|c| c.as_str()));
             let listed = Listed {
                 size: object.size().unwrap_or(0).max(0) as u64,
                 etag: object.e_tag().unwrap_or_default().to_string(),

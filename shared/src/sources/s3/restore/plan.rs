@@ -1,22 +1,18 @@
-//! `kind = "s3-restore"`: copy a backup (as it is now, or as it was at the end of a past run)
-//! into a bucket, waiting out GLACIER and DEEP_ARCHIVE retrievals in the queue.
+//! Planning a restore: what the backup holds now (a listing), or held at the end of a past run
+//! (the manifests folded, each key's version found by its ETag).
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_s3::types::ObjectStorageClass;
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::copy::copy_outcome;
-use super::tags::{DELETED, DELETED_AT};
-use crate::aws::copy::{self, CopyFailure, CopyRequest, Tags, object_tags};
+use super::{S3RestoreJob, S3RestoreTask};
 use crate::aws::error_text;
-use crate::aws::glacier::{Retrieval, RetrievalRequest, retrieval};
+use crate::aws::glacier::is_archived;
 use crate::aws::s3::{ListedVersion, list_versions};
-use crate::config::{Job, S3RestoreJob};
-use crate::model::{Action, Outcome, Status, Task};
+use crate::config::Job;
+use crate::model::{Action, Status};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
-use crate::sources::{Step, run_tasks};
 use crate::store::{ControlStore, Manifest};
 
 /// Where a backup key came from, and where it is restored to.
@@ -44,16 +40,15 @@ impl KeyMap<'_> {
     }
 }
 
-fn is_archived(class: Option<&ObjectStorageClass>) -> bool {
-    matches!(class, Some(ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive))
-}
-
 /// Checks the backup bucket, and creates the target bucket or checks that it may be written.
 pub async fn prepare(engine: &Engine, spec: &S3RestoreJob, dry_run: bool) -> Result<(), EngineError> {
     let s3 = &engine.clients.s3;
     let backup = spec.backup.target.bucket.as_str();
     if let Err(err) = s3.head_bucket().bucket(backup).send().await {
-        return Err(EngineError::Input(format!("backup bucket `{backup}`: {}", error_text(&err))));
+        return Err(match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(404) => EngineError::Input(format!("backup bucket `{backup}` does not exist (HeadBucket: 404)")),
+            _ => EngineError::service(format!("HeadBucket on backup bucket `{backup}`"), error_text(&err)),
+        });
     }
     let to = spec.options.to_bucket.as_str();
     match s3.head_bucket().bucket(to).send().await {
@@ -61,13 +56,10 @@ pub async fn prepare(engine: &Engine, spec: &S3RestoreJob, dry_run: bool) -> Res
             if spec.options.allow_existing {
                 return Ok(());
             }
-            let listing = s3
-                .list_objects_v2()
-                .bucket(to)
-                .max_keys(1)
-                .send()
-                .await
-                .map_err(|e| EngineError::Input(format!("target bucket `{to}`: {}", error_text(&e))))?;
+            let listing =
+                s3.list_objects_v2().bucket(to).max_keys(1).send().await.map_err(|e| {
+                    EngineError::service(format!("ListObjectsV2 on target bucket `{to}`"), error_text(&e))
+                })?;
             if !listing.contents().is_empty() {
                 return Err(EngineError::Input(format!(
                     "target bucket `{to}` is not empty; restore into a new bucket, or pass --allow-existing \
@@ -82,11 +74,11 @@ pub async fn prepare(engine: &Engine, spec: &S3RestoreJob, dry_run: bool) -> Res
                     .bucket(to)
                     .send()
                     .await
-                    .map_err(|e| EngineError::Input(format!("creating target bucket `{to}`: {}", error_text(&e))))?;
+                    .map_err(|e| EngineError::service(format!("CreateBucket `{to}`"), error_text(&e)))?;
             }
             Ok(())
         }
-        Err(err) => Err(EngineError::Input(format!("target bucket `{to}`: {}", error_text(&err)))),
+        Err(err) => Err(EngineError::service(format!("HeadBucket on target bucket `{to}`"), error_text(&err))),
     }
 }
 
@@ -164,8 +156,8 @@ pub async fn plan(engine: &Engine, job: &Job, spec: &S3RestoreJob, sink: &mut Ta
     }
 }
 
-fn deleted_skip(original: &str, size: u64, etag: &str) -> Task {
-    Task::Skip {
+fn deleted_skip(original: &str, size: u64, etag: &str) -> S3RestoreTask {
+    S3RestoreTask::Skip {
         key: original.to_string(),
         size,
         etag: etag.to_string(),
@@ -199,7 +191,7 @@ async fn plan_current(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| {
-            EngineError::Input(format!("listing backup bucket `{}`: {}", backup.target.bucket, error_text(&e)))
+            EngineError::service(format!("ListObjectsV2 on backup bucket `{}`", backup.target.bucket), error_text(&e))
         })?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
@@ -214,8 +206,8 @@ async fn plan_current(
                 sink.push(deleted_skip(&original, size, &etag)).await?;
                 continue;
             }
-            let archived = is_archived(object.storage_class());
-            sink.push(Task::Restore {
+            let archived = is_archived(object.storage_class().map(|c| c.as_str()));
+            sink.push(S3RestoreTask::Restore {
                 target_key: keys.restored(&original),
                 key: key.to_string(),
                 version_id: None,
@@ -244,7 +236,7 @@ async fn plan_as_of(
     let mut versions: HashMap<String, Vec<ListedVersion>> = HashMap::new();
     for version in list_versions(&engine.clients.s3, backup.target.bucket.as_str(), &backup.target.prefix)
         .await
-        .map_err(EngineError::Input)?
+        .map_err(|e| EngineError::service("ListObjectVersions", e))?
     {
         if !version.key.starts_with(store.prefix()) {
             versions.entry(version.key.clone()).or_default().push(version);
@@ -258,7 +250,7 @@ async fn plan_as_of(
         }
         let version = versions.get(&entry.target_key).and_then(|all| all.iter().find(|v| v.etag == etag));
         let task = match version {
-            Some(version) => Task::Restore {
+            Some(version) => S3RestoreTask::Restore {
                 target_key: keys.restored(&original),
                 key: entry.target_key.clone(),
                 version_id: version.version_id.clone(),
@@ -267,7 +259,7 @@ async fn plan_as_of(
                 archived: version.archived,
                 deleted: Some(entry.deleted),
             },
-            None => Task::Skip {
+            None => S3RestoreTask::Skip {
                 key: original.clone(),
                 size: entry.size,
                 etag,
@@ -279,135 +271,4 @@ async fn plan_as_of(
         sink.push(task).await?;
     }
     Ok(())
-}
-
-/// Runs restore tasks; returns the outcomes and the tasks still waiting for retrieval.
-pub async fn execute(
-    engine: &Engine,
-    spec: &S3RestoreJob,
-    concurrency: usize,
-    tasks: &[Task],
-) -> (Vec<Outcome>, Vec<Task>) {
-    run_tasks(engine, tasks, concurrency, |task| async move {
-        match task {
-            Task::Restore { .. } => restore_one(engine, spec, task).await,
-            Task::Skip { reason, size, .. } => Step::Done(Outcome {
-                bytes: *size,
-                ..Outcome::for_task(task, Status::Skipped).with_detail(reason.clone())
-            }),
-            _ => Step::Done(Outcome::for_task(task, Status::Failed).with_detail("a backup task in a restore job")),
-        }
-    })
-    .await
-}
-
-/// Multipart ETags depend on the part size, so two copies of one object can differ in ETag.
-fn same_object(size_a: u64, etag_a: &str, size_b: u64, etag_b: &str) -> bool {
-    size_a == size_b && (etag_a == etag_b || (etag_a.contains('-') && etag_b.contains('-')))
-}
-
-async fn restore_one(engine: &Engine, spec: &S3RestoreJob, task: &Task) -> Step {
-    let Task::Restore { key, version_id, target_key, size, etag, archived, deleted } = task else {
-        unreachable!("called for restore tasks")
-    };
-    let s3 = &engine.clients.s3;
-    let base = Outcome::for_task(task, Status::Ok);
-    let backup_bucket = spec.backup.target.bucket.as_str();
-    let to = spec.options.to_bucket.as_str();
-
-    // Never overwrite what differs, unless asked; what is already there is done.
-    match s3.head_object().bucket(to).key(target_key).send().await {
-        Ok(head) => {
-            let there = head.content_length().unwrap_or(0).max(0) as u64;
-            if same_object(there, head.e_tag().unwrap_or_default(), *size, etag) {
-                return Step::Done(
-                    Outcome { status: Status::Skipped, bytes: *size, ..base }.with_detail("already restored"),
-                );
-            }
-            if !spec.options.overwrite {
-                return Step::Done(Outcome { status: Status::Failed, ..base }.with_detail(
-                    "exists in the target bucket and differs from the backup; not overwritten (pass --overwrite)",
-                ));
-            }
-        }
-        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {}
-        Err(err) => {
-            return Step::Done(
-                Outcome { status: Status::Failed, ..base }
-                    .with_detail(format!("HeadObject on the target: {}", error_text(&err))),
-            );
-        }
-    }
-
-    let version = version_id.as_deref();
-    let tags = match deleted {
-        Some(false) => Tags::Copy,
-        // A deleted object comes back with its own tags, without the deletion marks.
-        Some(true) | None => match object_tags(s3, backup_bucket, key, version).await {
-            Ok(tags) => {
-                let is_deleted = tags.iter().any(|(k, v)| k == DELETED && v == "True");
-                if is_deleted && !spec.options.include_deleted {
-                    return Step::Done(
-                        Outcome { status: Status::Skipped, ..base }
-                            .with_detail("tagged Deleted=True in the backup (pass --include-deleted to restore it)"),
-                    );
-                }
-                Tags::Set(tags.into_iter().filter(|(k, _)| k != DELETED && k != DELETED_AT).collect())
-            }
-            Err(failure) => return Step::Done(copy_outcome(base, Err(failure))),
-        },
-    };
-
-    let mut note = None;
-    if *archived {
-        let request = RetrievalRequest {
-            bucket: backup_bucket,
-            key,
-            version,
-            tier: spec.options.tier,
-            days: spec.options.restore_days,
-        };
-        match retrieval(s3, &request).await {
-            Ok(Retrieval::Ready(tier_note)) => note = tier_note,
-            Ok(Retrieval::Waiting) => return Step::Waiting(task.clone()),
-            Err(message) => return Step::Done(Outcome { status: Status::Failed, ..base }.with_detail(message)),
-        }
-    }
-
-    let request = CopyRequest {
-        source_bucket: backup_bucket,
-        source_key: key,
-        source_version: version,
-        if_match: None,
-        target_bucket: to,
-        target_key,
-        size: *size,
-        multipart_threshold: spec.backup.target.multipart_threshold.0,
-        storage_class: None,
-        kms_key_id: None,
-        tags,
-    };
-    let result = copy::copy(s3, &request).await;
-    if result == Err(CopyFailure::Archived) {
-        // The retrieval expired between the check and the copy: ask again.
-        return Step::Waiting(task.clone());
-    }
-    let outcome = copy_outcome(base, result);
-    Step::Done(match note {
-        Some(note) if outcome.status == Status::Ok => outcome.with_detail(note),
-        _ => outcome,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_etags_of_the_same_size_count_as_the_same_object() {
-        assert!(same_object(5, "\"a\"", 5, "\"a\""));
-        assert!(!same_object(5, "\"a\"", 5, "\"b\""));
-        assert!(same_object(5, "\"a-2\"", 5, "\"b-3\""));
-        assert!(!same_object(5, "\"a\"", 6, "\"a\""));
-    }
 }

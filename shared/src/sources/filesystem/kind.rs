@@ -1,0 +1,96 @@
+//! `kind = "filesystem"` as the pipeline sees it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::restore::{FilesystemRestoreJob, FilesystemRestoreOptions};
+use super::{FilesystemJob, FilesystemTask, plan, state, upload};
+use crate::config::{BucketName, Job, JobError, registry::KindEntry, restore_options};
+use crate::model::Outcome;
+use crate::pipeline::EngineError;
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::planner::TaskSink;
+use crate::store::{ControlStore, State};
+
+pub const ENTRY: KindEntry = KindEntry {
+    name: "filesystem",
+    about: "folders of files, each into its own versioned (Deep Archive) bucket",
+    parse: parse_spec::<FilesystemJob>,
+    example: include_str!("example.toml"),
+};
+
+#[async_trait]
+impl Kind for FilesystemJob {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn to_value(&self) -> Value {
+        spec_value(self)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.folders.is_empty() && self.roots.is_empty() {
+            return Err(("folders".into(), "give at least one folder in `folders` or `roots`".into()));
+        }
+        Ok(())
+    }
+
+    fn control_bucket(&self) -> BucketName {
+        self.target.control_bucket()
+    }
+
+    fn endpoints(&self) -> (String, String) {
+        let folders: Vec<&str> = self.folders.iter().chain(&self.roots).map(|f| f.as_str()).collect();
+        (folders.join(", "), format!("s3://{}-*", self.target.bucket_prefix.as_str()))
+    }
+
+    async fn plan(&self, cx: &JobContext<'_>, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+        plan::plan(cx.engine, cx.job, self, cx.dry_run, sink).await
+    }
+
+    async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
+        let tasks: Vec<FilesystemTask> = decode_tasks(ENTRY.name, tasks)?;
+        Ok(upload::execute(cx.engine, self, cx.job.concurrency, &tasks).await)
+    }
+
+    /// Each folder's state advances with the outcomes in its bucket.
+    async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {
+        let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.run.control);
+        let mut by_bucket: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();
+        for outcome in outcomes {
+            if let Some(bucket) = &outcome.target_bucket {
+                by_bucket.entry(bucket).or_default().push(outcome.clone());
+            }
+        }
+        for (bucket, outcomes) in by_bucket {
+            let name = state::name(&cx.job.name, bucket);
+            let source = state::source(bucket);
+            let old = match store.read_state(&name).await? {
+                Some(state) if state.source == source => state,
+                _ => State { source, ..Default::default() },
+            };
+            let new = old.apply(&cx.run.run_id, &outcomes);
+            let etag = store.write_state(&name, &new).await?;
+            if let (Some(dir), Some(etag)) = (&cx.engine.options.state_cache, etag) {
+                state::write_cache(dir, &name, &new, &etag);
+            }
+        }
+        Ok(())
+    }
+
+    fn restore_job(&self, backup: &Job, options: Value) -> Option<Result<Job, JobError>> {
+        Some(restore_options::<FilesystemRestoreOptions>(options).map(|options| restore_job(backup, self, options)))
+    }
+}
+
+/// The `filesystem-restore` job that restores `backup` (a `filesystem` job) with `options`.
+pub fn restore_job(backup: &Job, spec: &FilesystemJob, options: FilesystemRestoreOptions) -> Job {
+    backup.restore_with(FilesystemRestoreJob { backup_job: backup.name.clone(), backup: spec.clone(), options })
+}

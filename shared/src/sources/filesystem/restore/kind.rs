@@ -1,0 +1,60 @@
+//! `kind = "filesystem-restore"` as the pipeline sees it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{FilesystemRestoreJob, FilesystemRestoreTask, download, plan};
+use crate::config::{BucketName, registry::KindEntry};
+use crate::pipeline::EngineError;
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::planner::TaskSink;
+use crate::sources::s3::restore::ARCHIVE_WAIT_LIMIT;
+
+pub const ENTRY: KindEntry = KindEntry {
+    name: "filesystem-restore",
+    about: "a filesystem job's backup back into folders (original paths or under a folder)",
+    parse: parse_spec::<FilesystemRestoreJob>,
+    example: include_str!("example.toml"),
+};
+
+#[async_trait]
+impl Kind for FilesystemRestoreJob {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn to_value(&self) -> Value {
+        spec_value(self)
+    }
+
+    fn control_bucket(&self) -> BucketName {
+        self.backup.target.control_bucket()
+    }
+
+    fn endpoints(&self) -> (String, String) {
+        let to = self.options.to_dir.as_ref().map(|d| d.as_str().to_string());
+        (
+            format!("s3://{}-*", self.backup.target.bucket_prefix.as_str()),
+            to.unwrap_or_else(|| "/ (original paths)".into()),
+        )
+    }
+
+    async fn plan(&self, cx: &JobContext<'_>, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+        plan::plan(cx.engine, cx.job, self, sink).await
+    }
+
+    async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
+        let tasks: Vec<FilesystemRestoreTask> = decode_tasks(ENTRY.name, tasks)?;
+        Ok(download::execute(cx.engine, self, cx.job.concurrency, &tasks).await)
+    }
+
+    fn wait_limit(&self) -> Duration {
+        self.options.max_wait.map_or(ARCHIVE_WAIT_LIMIT, |limit| limit.0)
+    }
+}

@@ -1,0 +1,65 @@
+//! `kind = "s3-restore"` as the pipeline sees it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{S3RestoreJob, S3RestoreTask, execute, plan};
+use crate::config::{BucketName, registry::KindEntry};
+use crate::pipeline::EngineError;
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::planner::TaskSink;
+
+pub const ENTRY: KindEntry = KindEntry {
+    name: "s3-restore",
+    about: "an s3 job's backup, now or as of a past run, into a bucket (waits out archive retrievals)",
+    parse: parse_spec::<S3RestoreJob>,
+    example: include_str!("example.toml"),
+};
+
+/// Deep Archive's slowest tier (Bulk) promises 48 hours; a retrieval gets twice that.
+pub const ARCHIVE_WAIT_LIMIT: Duration = Duration::from_secs(96 * 3600);
+
+#[async_trait]
+impl Kind for S3RestoreJob {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn to_value(&self) -> Value {
+        spec_value(self)
+    }
+
+    fn control_bucket(&self) -> BucketName {
+        self.backup.target.bucket.clone()
+    }
+
+    fn endpoints(&self) -> (String, String) {
+        (
+            format!("s3://{}/{}", self.backup.target.bucket, self.backup.target.prefix),
+            format!("s3://{}/{}", self.options.to_bucket, self.options.to_prefix.as_deref().unwrap_or("")),
+        )
+    }
+
+    async fn check(&self, cx: &JobContext<'_>) -> Result<(), EngineError> {
+        plan::prepare(cx.engine, self, cx.dry_run).await
+    }
+
+    async fn plan(&self, cx: &JobContext<'_>, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+        plan::plan(cx.engine, cx.job, self, sink).await
+    }
+
+    async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
+        let tasks: Vec<S3RestoreTask> = decode_tasks(ENTRY.name, tasks)?;
+        Ok(execute::execute(cx.engine, self, cx.job.concurrency, &tasks).await)
+    }
+
+    fn wait_limit(&self) -> Duration {
+        self.options.max_wait.map_or(ARCHIVE_WAIT_LIMIT, |limit| limit.0)
+    }
+}
