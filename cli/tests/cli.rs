@@ -251,3 +251,36 @@ fn an_unreadable_file_is_reported_the_others_uploaded_and_the_run_exits_1() {
     assert!(stdout.contains("copied 1 objects") && stdout.contains("failed 1"), "{stdout}");
     assert!(stdout.contains("secret.txt") && stdout.contains("ermission denied"), "{stdout}");
 }
+
+#[test]
+fn a_service_that_fails_during_the_run_exits_4_naming_the_call() {
+    // Nothing listens on this port: every S3 call fails, which is not the user's input.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let file = job_file("src-unreachable", "dst-unreachable", "");
+    let output = Command::new(env!("CARGO_BIN_EXE_backline"))
+        .args(["run", "--no-progress", "--config", file.to_str().unwrap()])
+        .env_remove("BACKLINE_CONFIG")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .expect("backline runs");
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("HeadBucket on source bucket `src-unreachable` failed"), "{stderr}");
+}
+
+#[test]
+fn restore_flags_a_kind_does_not_take_are_named() {
+    let file = job_file("src-flags", "dst-flags", "");
+    let output = backline(&["restore", "--config", file.to_str().unwrap(), "--job", "photos", "--to", "/tmp/x"]);
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("s3 job") && stderr.contains("`--to`") && stderr.contains("unknown field"), "{stderr}");
+    let output = backline(&["restore", "--config", file.to_str().unwrap(), "--job", "photos"]);
+    let stderr = text(&output).1;
+    assert!(stderr.contains("`--to-bucket`") && stderr.contains("missing"), "{stderr}");
+}

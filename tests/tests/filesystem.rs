@@ -270,3 +270,41 @@ async fn as_of_restores_the_files_of_a_past_run_and_the_deleted_ones() {
         b"second version of a"
     );
 }
+
+#[tokio::test]
+async fn a_file_a_lifecycle_rule_moved_to_deep_archive_is_retrieved_before_download() {
+    // The job writes STANDARD; a lifecycle rule later moves the object to DEEP_ARCHIVE. Whether
+    // a retrieval is needed is decided from the object, not from the job's storage class.
+    let moto = Moto::get();
+    let clients = moto.clients().await;
+    let folder = temp_folder("fs-lifecycle");
+    write(&folder.join("old.txt"), b"archived by a rule");
+    let prefix = prefix();
+    let job = job(&prefix, &[&folder], &[], "storage_class = \"STANDARD\"");
+    run(&clients, &job, EngineOptions::default()).await;
+    let bucket = bucket_name(&prefix, &folder.display().to_string());
+    let key = key_of(&folder.join("old.txt").display().to_string());
+    clients
+        .s3
+        .copy_object()
+        .bucket(&bucket)
+        .key(&key)
+        .copy_source(format!("{bucket}/{key}"))
+        .storage_class(aws_sdk_s3::types::StorageClass::DeepArchive)
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Copy)
+        .send()
+        .await
+        .unwrap();
+
+    backline_tests::set_transition(moto, "s3::keyrestore", Some(1));
+    let to = temp_folder("fs-lifecycle-restored");
+    let restore = restore_files(&job, restore_options(&to, serde_json::json!({}))).unwrap();
+    let manifest =
+        tokio::time::timeout(std::time::Duration::from_secs(60), run(&clients, &restore, Default::default()))
+            .await
+            .expect("the restore finishes: a retrieval was requested");
+    assert_eq!(manifest.counts.copied, 1, "{:#?}", manifest.tasks);
+    assert_eq!(std::fs::read(to.join(&key)).unwrap(), b"archived by a rule");
+    let head = clients.s3.head_object().bucket(&bucket).key(&key).send().await.unwrap();
+    assert!(head.restore().is_some(), "RestoreObject was issued for the archived object");
+}

@@ -352,3 +352,62 @@ async fn a_restore_from_deep_archive_waits_in_the_queue_not_in_a_lambda() {
         assert_eq!(body(&clients.s3, &to, &format!("frozen-{i}")).await, format!("ice {i}").into_bytes());
     }
 }
+
+#[tokio::test]
+async fn an_account_wide_limit_holds_across_concurrent_workers() {
+    use backline::pipeline::slots::Slot;
+    let stack = stack().await;
+    let ledger = &stack.engine.ledger;
+    let hour = std::time::Duration::from_secs(3600);
+    let holders: Vec<String> = (0..8).map(|i| format!("export-{i}")).collect();
+    let granted = futures::future::join_all(holders.iter().map(|holder| async move {
+        let slot = Slot { resource: "quicksight-export#123456789012", limit: 5, holder, lease: hour };
+        ledger.acquire_slot(&slot).await.unwrap()
+    }))
+    .await;
+    assert_eq!(granted.iter().filter(|g| **g).count(), 5, "{granted:?}");
+    let holding = holders.iter().zip(&granted).find(|(_, g)| **g).map(|(h, _)| h.as_str()).unwrap();
+    let waiting = holders.iter().zip(&granted).find(|(_, g)| !**g).map(|(h, _)| h.as_str()).unwrap();
+    let slot = |holder, lease| Slot { resource: "quicksight-export#123456789012", limit: 5, holder, lease };
+    assert!(ledger.acquire_slot(&slot(holding, hour)).await.unwrap(), "a holder keeps its slot");
+    assert!(!ledger.acquire_slot(&slot(waiting, hour)).await.unwrap(), "still full");
+    ledger.release_slot("quicksight-export#123456789012", holding).await.unwrap();
+    assert!(ledger.acquire_slot(&slot(waiting, hour)).await.unwrap(), "a released slot is free again");
+    assert!(
+        ledger
+            .acquire_slot(&Slot { resource: "quicksight-export#999999999999", limit: 5, holder: "x", lease: hour })
+            .await
+            .unwrap(),
+        "another account has its own slots"
+    );
+    // A holder that died keeps its slot only until its lease ends.
+    let other = |holder| Slot { resource: "tableau-token#prod", limit: 1, holder, lease: std::time::Duration::ZERO };
+    assert!(ledger.acquire_slot(&other("dead-worker")).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(ledger.acquire_slot(&other("next-worker")).await.unwrap(), "the dead holder's lease ended");
+}
+
+#[tokio::test]
+async fn a_chunk_of_another_kind_is_refused_naming_both() {
+    let stack = stack().await;
+    let target = unique("dst");
+    create_bucket(&stack.clients.s3, &target).await;
+    let job = backline::Job::from_value(inline_job("any-source", &target)).unwrap();
+    let run = RunRef::new(&job, chrono::Utc::now());
+    let upload = json!({"action": "upload", "path": "/etc/hostname", "bucket": target, "key": "etc/hostname", "size": 1, "mtime_ns": 0});
+    let chunk = Chunk::new(0, "filesystem", vec![upload]);
+    let body = serde_json::to_string(&WorkMessage::Chunk {
+        version: backline::model::WIRE_VERSION,
+        message: Box::new(ChunkMessage { run: run.clone(), job: job.clone(), chunk }),
+    })
+    .unwrap();
+    let err = worker::handle_body(&stack.engine, &body).await.unwrap_err().to_string();
+    assert!(err.contains("holds filesystem tasks") && err.contains("is a s3 job"), "{err}");
+
+    // Tasks that are not the kind's own are refused too, before any of them runs.
+    let chunk = Chunk::new(1, "s3", vec![json!({"action": "upload", "path": "/etc/hostname"})]);
+    let message = ChunkMessage { run, job, chunk };
+    let err = worker::run_chunk(&stack.engine, &message).await.unwrap_err().to_string();
+    assert!(err.contains("not a s3 task"), "{err}");
+    assert!(backline_tests::keys(&stack.clients.s3, &target, "").await.iter().all(|k| !k.contains("hostname")));
+}

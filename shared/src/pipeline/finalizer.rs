@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::kind::JobContext;
 use super::{Engine, EngineError};
-use crate::model::{Action, Counts, FinalizeMessage};
+use crate::model::{Counts, FinalizeMessage};
 use crate::notify::{self, metrics};
 use crate::store::{ControlStore, Manifest, render_report, report_url};
 
@@ -51,10 +51,8 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
         .put(&format!("{dir}report.md"), render_report(&manifest).into_bytes(), "text/markdown; charset=utf-8")
         .await?;
 
-    let planned_copies =
-        manifest.tasks.iter().filter(|o| matches!(o.action, Action::Copy | Action::Restore | Action::Upload)).count()
-            as u64;
-    metrics::publish_run(&engine.clients.cloudwatch, &job.name, &counts, planned_copies).await;
+    let to_back_up = metrics::objects_to_back_up(&manifest.tasks);
+    metrics::publish_run(&engine.clients.cloudwatch, &job.name, &counts, to_back_up).await;
     if counts.failed > 0 {
         let failure = notify::Failure::of_run(&manifest, report_url(&run.control, &job.name, &run.run_id));
         notify::webhook::send(&engine.clients, job, &failure).await;

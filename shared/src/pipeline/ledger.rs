@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::Utc;
 
 use super::EngineError;
+use super::slots::{DynamoSlots, MemorySlots, Slot};
 use crate::aws::error_text;
 use crate::model::RunRef;
 
@@ -54,12 +55,17 @@ pub trait Ledger: Send + Sync {
     /// Gives the claim back when the finalize message could not be sent.
     async fn release_finalize(&self, run_id: &str) -> Result<(), EngineError>;
     async fn finish(&self, run_id: &str, status: &str) -> Result<(), EngineError>;
+    /// Takes one of `slot.limit` slots of a resource shared by every run; `false` when all are
+    /// taken (the task should wait and ask again).
+    async fn acquire_slot(&self, slot: &Slot<'_>) -> Result<bool, EngineError>;
+    async fn release_slot(&self, resource: &str, holder: &str) -> Result<(), EngineError>;
 }
 
 /// The ledger of a run in one process.
 #[derive(Default)]
 pub struct MemoryLedger {
     runs: Mutex<HashMap<String, MemoryRun>>,
+    slots: MemorySlots,
 }
 
 #[derive(Default)]
@@ -144,6 +150,15 @@ impl Ledger for MemoryLedger {
 
     async fn finish(&self, run_id: &str, status: &str) -> Result<(), EngineError> {
         self.with_run(run_id, |r| r.status = status.to_string());
+        Ok(())
+    }
+
+    async fn acquire_slot(&self, slot: &Slot<'_>) -> Result<bool, EngineError> {
+        Ok(self.slots.acquire(slot))
+    }
+
+    async fn release_slot(&self, resource: &str, holder: &str) -> Result<(), EngineError> {
+        self.slots.release(resource, holder);
         Ok(())
     }
 }
@@ -367,5 +382,13 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(|e| self.error("UpdateItem", error_text(&e)))?;
         Ok(())
+    }
+
+    async fn acquire_slot(&self, slot: &Slot<'_>) -> Result<bool, EngineError> {
+        DynamoSlots { client: &self.client, table: &self.table }.acquire(slot).await
+    }
+
+    async fn release_slot(&self, resource: &str, holder: &str) -> Result<(), EngineError> {
+        DynamoSlots { client: &self.client, table: &self.table }.release(resource, holder).await
     }
 }

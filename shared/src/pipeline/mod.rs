@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod local;
 pub mod planner;
 pub mod queue;
+pub mod slots;
 pub mod worker;
 
 use std::sync::Arc;

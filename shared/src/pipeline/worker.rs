@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::kind::{Executed, JobContext};
@@ -101,31 +101,29 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
 /// with its delay when tasks wait.
 async fn execute(cx: &JobContext<'_>, chunk: &Chunk) -> Result<(Vec<Outcome>, Option<(Chunk, Duration)>), EngineError> {
     let now = Utc::now();
-    let next = |tasks: Vec<Value>, waiting_since, delay: Duration| {
-        // SQS delays a message by 15 minutes at most; a longer wait travels as a due time.
-        let not_before = (delay > MAX_DELAY).then(|| now + chrono::Duration::from_std(delay).unwrap_or_default());
-        let chunk = Chunk {
-            seq: chunk.seq,
-            attempt: chunk.attempt + 1,
-            kind: chunk.kind.clone(),
-            tasks,
-            waiting_since: Some(waiting_since),
-            not_before,
-        };
-        (chunk, delay.min(MAX_DELAY))
-    };
     if let Some(due) = chunk.not_before.filter(|due| *due > now) {
         let remaining = (due - now).to_std().unwrap_or_default();
         let since = chunk.waiting_since.unwrap_or(now);
-        return Ok((Vec::new(), Some(next(chunk.tasks.clone(), since, remaining))));
+        return Ok((Vec::new(), Some(next_attempt(chunk, chunk.tasks.clone(), since, remaining, now))));
     }
-    let Executed { mut outcomes, waiting } = cx.job.spec.execute(cx, chunk.tasks.clone()).await?;
+    let executed = cx.job.spec.execute(cx, chunk.tasks.clone()).await?;
+    Ok(settle_waits(chunk, executed, cx.job.spec.wait_limit(), now))
+}
+
+/// What becomes of the tasks that wait: the next attempt of the chunk, or, once they have
+/// waited `limit` in all since their first wait, failed outcomes.
+fn settle_waits(
+    chunk: &Chunk,
+    executed: Executed,
+    limit: Duration,
+    now: DateTime<Utc>,
+) -> (Vec<Outcome>, Option<(Chunk, Duration)>) {
+    let Executed { mut outcomes, waiting } = executed;
     if waiting.is_empty() {
-        return Ok((outcomes, None));
+        return (outcomes, None);
     }
     let since = chunk.waiting_since.unwrap_or(now);
     let waited = (now - since).to_std().unwrap_or_default();
-    let limit = cx.job.spec.wait_limit();
     if waited >= limit {
         // A wait that never ends must not keep the run open forever.
         outcomes.extend(waiting.into_iter().map(|w| {
@@ -133,15 +131,36 @@ async fn execute(cx: &JobContext<'_>, chunk: &Chunk) -> Result<(Vec<Outcome>, Op
             Outcome { status: Status::Failed, ..w.abandoned }.with_detail(format!(
                 "{what}: gave up after waiting {} (the {} limit is {})",
                 human_duration(waited),
-                cx.job.spec.kind(),
+                chunk.kind,
                 human_duration(limit)
             ))
         }));
-        return Ok((outcomes, None));
+        return (outcomes, None);
     }
     let delay = waiting.iter().map(|w| w.after).min().unwrap_or(MAX_DELAY);
     let tasks = waiting.into_iter().map(|w| w.task).collect();
-    Ok((outcomes, Some(next(tasks, since, delay))))
+    (outcomes, Some(next_attempt(chunk, tasks, since, delay, now)))
+}
+
+/// The chunk's next attempt with `tasks`, and the delay to send it with. SQS delays a message
+/// by 15 minutes at most; a longer wait travels as a due time the worker checks.
+fn next_attempt(
+    chunk: &Chunk,
+    tasks: Vec<Value>,
+    waiting_since: DateTime<Utc>,
+    delay: Duration,
+    now: DateTime<Utc>,
+) -> (Chunk, Duration) {
+    let not_before = (delay > MAX_DELAY).then(|| now + chrono::Duration::from_std(delay).unwrap_or_default());
+    let next = Chunk {
+        seq: chunk.seq,
+        attempt: chunk.attempt + 1,
+        kind: chunk.kind.clone(),
+        tasks,
+        waiting_since: Some(waiting_since),
+        not_before,
+    };
+    (next, delay.min(MAX_DELAY))
 }
 
 fn human_duration(duration: Duration) -> String {
@@ -168,4 +187,76 @@ pub async fn finalize_if_complete(engine: &Engine, job: &Job, run: &RunRef) -> R
         return Err(err);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Action;
+    use crate::pipeline::kind::Waiting;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn waiting(after: Duration) -> Waiting {
+        Waiting {
+            task: serde_json::json!({"action": "restore", "key": "k"}),
+            after,
+            abandoned: Outcome::new(Action::Restore, "k", Status::Failed),
+        }
+    }
+
+    fn chunk_waiting_since(since: Option<DateTime<Utc>>) -> Chunk {
+        Chunk { attempt: 3, waiting_since: since, ..Chunk::new(4, "s3-restore", vec![]) }
+    }
+
+    #[test]
+    fn a_wait_goes_on_until_the_time_limit_not_a_count_of_looks() {
+        let now = Utc::now();
+        let limit = 96 * HOUR;
+        let since = now - chrono::Duration::hours(95);
+        let executed =
+            Executed { outcomes: vec![], waiting: vec![waiting(HOUR), waiting(5 * 60 * Duration::from_secs(1))] };
+        let (outcomes, next) = settle_waits(&chunk_waiting_since(Some(since)), executed, limit, now);
+        assert!(outcomes.is_empty());
+        let (next, delay) = next.expect("still waiting after 95 of 96 hours");
+        assert_eq!((next.seq, next.attempt, next.tasks.len()), (4, 4, 2));
+        assert_eq!(next.waiting_since, Some(since), "the first wait's time travels on");
+        assert_eq!(delay, Duration::from_secs(300), "the soonest look decides the delay");
+        assert_eq!(next.not_before, None);
+    }
+
+    #[test]
+    fn a_wait_past_the_limit_fails_its_tasks_with_the_reason() {
+        let now = Utc::now();
+        let since = now - chrono::Duration::hours(97);
+        let executed = Executed { outcomes: vec![], waiting: vec![waiting(HOUR)] };
+        let (outcomes, next) = settle_waits(&chunk_waiting_since(Some(since)), executed, 96 * HOUR, now);
+        assert!(next.is_none());
+        assert_eq!(outcomes.len(), 1);
+        assert_eq!(outcomes[0].status, Status::Failed);
+        let detail = outcomes[0].detail.as_deref().unwrap();
+        assert!(
+            detail.contains("gave up after waiting 97 h") && detail.contains("s3-restore limit is 96 h"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_first_wait_starts_the_clock_and_a_long_one_travels_as_a_due_time() {
+        let now = Utc::now();
+        let executed = Executed { outcomes: vec![], waiting: vec![waiting(Duration::from_secs(29 * 60))] };
+        let (_, next) = settle_waits(&chunk_waiting_since(None), executed, 96 * HOUR, now);
+        let (next, delay) = next.unwrap();
+        assert_eq!(next.waiting_since, Some(now));
+        assert_eq!(delay, MAX_DELAY, "SQS delays 15 minutes at most");
+        assert_eq!(next.not_before, Some(now + chrono::Duration::minutes(29)));
+    }
+
+    #[test]
+    fn old_and_new_wire_versions_are_refused_with_what_to_do() {
+        assert!(check_version(WIRE_VERSION).is_ok());
+        let old = check_version(1).unwrap_err().to_string();
+        assert!(old.contains("version 1 is not supported") && old.contains("older Backline"), "{old}");
+        assert!(check_version(WIRE_VERSION + 1).unwrap_err().to_string().contains("newer Backline"));
+    }
 }

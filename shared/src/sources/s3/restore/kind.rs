@@ -63,3 +63,17 @@ impl Kind for S3RestoreJob {
         self.options.max_wait.map_or(ARCHIVE_WAIT_LIMIT, |limit| limit.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Format};
+
+    #[test]
+    fn the_default_wait_covers_deep_archive_bulk_with_margin() {
+        let config = Config::parse(ENTRY.example, Format::Toml, "s3-restore.toml").unwrap();
+        let limit = config.jobs[0].spec.wait_limit();
+        let bulk = Duration::from_secs(48 * 3600);
+        assert!(limit >= bulk + bulk / 2, "{limit:?}");
+    }
+}
