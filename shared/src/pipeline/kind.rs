@@ -3,7 +3,7 @@
 //! Each `sources/<kind>/` implements [`Kind`] once (its spec is the implementing type) and
 //! gives its tasks a type of its own that implements [`KindTask`]. The planner, the worker and
 //! the finalizer call these traits and never name a kind; the one list of kinds is
-//! `sources::REGISTRY`, which `config` reads to parse `kind = "..."`.
+//! the registry in `sources/mod.rs`, which `config` reads to parse `kind = "..."`.
 
 use std::any::Any;
 use std::fmt;
