@@ -11,7 +11,7 @@ EVENT ?= events/planner-request.json
 # The deployment config `make synth` and `make deploy` use.
 CONFIG ?= infra/backline.example.toml
 
-.PHONY: help setup setup-lambda setup-infra test lint demo watch invoke lambdas stack-up stack-down \
+.PHONY: help setup setup-lambda setup-infra test emulator-test lint demo watch invoke lambdas stack-up stack-down \
 	synth infra-test deploy bench setup-bench bench-fs-plan clean
 
 # Files in the filesystem planning benchmark's tree.
@@ -58,9 +58,13 @@ lint: ## rustfmt and clippy, warnings are errors
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-test: setup lint ## Everything CI runs: lint, unit, integration, handler and infra tests
+test: setup lint ## Everything CI runs: lint, unit, integration, handler, emulator and infra tests
 	cargo test --workspace --locked
+	$(MAKE) --no-print-directory emulator-test
 	$(MAKE) --no-print-directory infra-test
+
+emulator-test: setup ## The Tableau and QuickSight emulators checked against the real clients (tableauserverclient, boto3)
+	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/emulators
 
 synth: setup-infra ## Write the CloudFormation template for CONFIG into infra/cdk.out (offline)
 	cargo run --locked --quiet -p backline-cli -- config check $(CONFIG) > /dev/null

@@ -1,0 +1,1 @@
+"""QuickSight emulator for Backline's tests; run emulator.py, see README.md."""
