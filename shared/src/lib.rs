@@ -6,6 +6,7 @@ pub mod config;
 pub mod model;
 pub mod notify;
 pub mod pipeline;
+pub mod secrets;
 pub mod sources;
 pub mod store;
 

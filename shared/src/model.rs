@@ -152,6 +152,10 @@ pub struct Outcome {
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The kind's own record of the item (a workbook's id and version, a bundle's assets), for
+    /// its state and the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +167,8 @@ pub enum Action {
     Restore,
     Upload,
     Delete,
+    /// An unchanged item's object copied onto itself, so lifecycle rules see it as new.
+    Refresh,
 }
 
 impl Outcome {
@@ -181,6 +187,7 @@ impl Outcome {
             mtime_ns: None,
             method: None,
             detail: None,
+            item: None,
         }
     }
 
@@ -216,6 +223,7 @@ impl Counts {
                 self.bytes_copied += outcome.bytes;
             }
             (Action::MarkDeleted, Status::Ok) => self.tagged_deleted += 1,
+            (Action::Refresh, Status::Ok) => {}
         }
     }
 }

@@ -308,3 +308,5 @@ pub fn temp_folder(name: &str) -> PathBuf {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("permissions");
     dir
 }
+
+pub mod tableau;

@@ -7,6 +7,7 @@
 pub mod copy;
 pub mod glacier;
 pub mod s3;
+pub mod stream_upload;
 
 use std::time::Duration;
 

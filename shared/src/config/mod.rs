@@ -248,7 +248,7 @@ impl Job {
         let control = take_field::<ControlLocation>(&mut fields, "control").map_err(|(f, m)| error(f, m))?;
         let concurrency = take_field::<usize>(&mut fields, "concurrency")
             .map_err(|(f, m)| error(f, m))?
-            .unwrap_or(DEFAULT_CONCURRENCY);
+            .unwrap_or(entry.default_concurrency);
         if !(1..=1024).contains(&concurrency) {
             return Err(error("concurrency".into(), "must be between 1 and 1024".into()));
         }

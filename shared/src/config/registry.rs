@@ -20,6 +20,8 @@ pub struct KindEntry {
     pub parse: ParseSpec,
     /// A commented job file with one job of this kind (`backline config example KIND`).
     pub example: &'static str,
+    /// Tasks in flight per chunk when the job does not say (`concurrency`).
+    pub default_concurrency: usize,
 }
 
 pub fn kinds() -> &'static [KindEntry] {

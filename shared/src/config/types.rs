@@ -176,3 +176,42 @@ impl From<BucketPrefix> for String {
         prefix.0
     }
 }
+
+/// A secret given by reference, never by value: `env:NAME`, `ssm:/parameter/name` or
+/// `secretsmanager:secret-id`, resolved at run time. Never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn reference(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = self.0.split_once(':').map_or("", |(scheme, _)| scheme);
+        write!(f, "{scheme}:…")
+    }
+}
+
+impl TryFrom<String> for Secret {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        let known = ["env:", "ssm:", "secretsmanager:"];
+        match known.iter().find(|p| value.starts_with(*p)) {
+            Some(prefix) if value.len() > prefix.len() => Ok(Secret(value)),
+            _ => Err("not a secret reference; allowed: env:NAME, ssm:/parameter/name or secretsmanager:secret-id \
+                 (a secret is never written in the job file itself)"
+                .into()),
+        }
+    }
+}
+
+impl From<Secret> for String {
+    fn from(secret: Secret) -> String {
+        secret.0
+    }
+}

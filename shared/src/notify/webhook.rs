@@ -7,41 +7,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Failure;
-use crate::aws::{AwsClients, error_text};
+use crate::aws::AwsClients;
 use crate::config::{Job, SecretRef};
 
-/// Finds the URL a reference points to.
+/// Finds the URL a reference points to (or the URL itself).
 pub async fn resolve(clients: &AwsClients, reference: &SecretRef) -> Result<String, String> {
-    let text = reference.reference();
-    if let Some(name) = text.strip_prefix("env:") {
-        return std::env::var(name).map_err(|_| format!("environment variable {name} is not set"));
-    }
-    if let Some(name) = text.strip_prefix("ssm:") {
-        let output = clients
-            .ssm
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| format!("SSM parameter {name}: {}", error_text(&e)))?;
-        return output
-            .parameter()
-            .and_then(|p| p.value())
-            .map(str::to_string)
-            .ok_or_else(|| format!("SSM parameter {name} has no value"));
-    }
-    if let Some(id) = text.strip_prefix("secretsmanager:") {
-        let output = clients
-            .secretsmanager
-            .get_secret_value()
-            .secret_id(id)
-            .send()
-            .await
-            .map_err(|e| format!("secret {id}: {}", error_text(&e)))?;
-        return output.secret_string().map(str::to_string).ok_or_else(|| format!("secret {id} has no string value"));
-    }
-    Ok(text.to_string())
+    crate::secrets::resolve(clients, reference.reference()).await
 }
 
 /// An Adaptive Card in the message envelope Teams webhooks (Workflows and connectors) accept.

@@ -149,6 +149,10 @@ pub trait Kind: Send + Sync + fmt::Debug + 'static {
     /// Runs one chunk of this kind's tasks. Every task ends in an outcome or waits; an error
     /// means the chunk itself is unusable and goes back to the queue.
     async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError>;
+    /// Tasks per chunk at most: a worker must finish a chunk well inside its time-out.
+    fn chunk_tasks(&self) -> usize {
+        super::Chunker::MAX_TASKS
+    }
     /// How long a task of this kind may wait in all, from its first wait.
     fn wait_limit(&self) -> Duration {
         DEFAULT_WAIT_LIMIT

@@ -121,7 +121,7 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         job,
         run,
         dry_run,
-        chunker: Chunker::new(job.spec.kind(), Chunker::MAX_TASKS, Chunker::MAX_BYTES),
+        chunker: Chunker::new(job.spec.kind(), job.spec.chunk_tasks(), Chunker::MAX_BYTES),
         pending: Vec::new(),
         summary,
     };

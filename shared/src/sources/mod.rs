@@ -6,8 +6,10 @@
 
 pub mod filesystem;
 pub mod s3;
+pub mod tableau;
 
 use crate::config::registry::KindEntry;
 
 /// Every kind Backline knows, in the order `--help` lists them.
-pub static REGISTRY: &[KindEntry] = &[s3::ENTRY, s3::restore::ENTRY, filesystem::ENTRY, filesystem::restore::ENTRY];
+pub static REGISTRY: &[KindEntry] =
+    &[s3::ENTRY, s3::restore::ENTRY, filesystem::ENTRY, filesystem::restore::ENTRY, tableau::ENTRY];

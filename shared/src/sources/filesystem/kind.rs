@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::restore::{FilesystemRestoreJob, FilesystemRestoreOptions};
 use super::{FilesystemJob, FilesystemTask, plan, state, upload};
-use crate::config::{BucketName, Job, JobError, registry::KindEntry, restore_options};
+use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
 use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
@@ -19,6 +19,7 @@ pub const ENTRY: KindEntry = KindEntry {
     about: "folders of files, each into its own versioned (Deep Archive) bucket",
     parse: parse_spec::<FilesystemJob>,
     example: include_str!("example.toml"),
+    default_concurrency: DEFAULT_CONCURRENCY,
 };
 
 #[async_trait]

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::restore::{RestoreOptions, S3RestoreJob};
 use super::{S3Job, S3Task, copy, plan, verify};
-use crate::config::{BucketName, Job, JobError, registry::KindEntry, restore_options};
+use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, parse_spec, spec_value};
 use crate::pipeline::planner::TaskSink;
@@ -17,6 +17,7 @@ pub const ENTRY: KindEntry = KindEntry {
     about: "a bucket (or a prefix of it) into a backup bucket, by server-side copies",
     parse: parse_spec::<S3Job>,
     example: include_str!("example.toml"),
+    default_concurrency: DEFAULT_CONCURRENCY,
 };
 
 impl S3Job {

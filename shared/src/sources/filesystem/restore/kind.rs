@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{FilesystemRestoreJob, FilesystemRestoreTask, download, plan};
-use crate::config::{BucketName, registry::KindEntry};
+use crate::config::{BucketName, DEFAULT_CONCURRENCY, registry::KindEntry};
 use crate::pipeline::EngineError;
 use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
 use crate::pipeline::planner::TaskSink;
@@ -17,6 +17,7 @@ pub const ENTRY: KindEntry = KindEntry {
     about: "a filesystem job's backup back into folders (original paths or under a folder)",
     parse: parse_spec::<FilesystemRestoreJob>,
     example: include_str!("example.toml"),
+    default_concurrency: DEFAULT_CONCURRENCY,
 };
 
 #[async_trait]

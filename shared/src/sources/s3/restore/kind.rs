@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::{S3RestoreJob, S3RestoreTask, execute, plan};
-use crate::config::{BucketName, registry::KindEntry};
+use crate::config::{BucketName, DEFAULT_CONCURRENCY, registry::KindEntry};
 use crate::pipeline::EngineError;
 use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
 use crate::pipeline::planner::TaskSink;
@@ -16,6 +16,7 @@ pub const ENTRY: KindEntry = KindEntry {
     about: "an s3 job's backup, now or as of a past run, into a bucket (waits out archive retrievals)",
     parse: parse_spec::<S3RestoreJob>,
     example: include_str!("example.toml"),
+    default_concurrency: DEFAULT_CONCURRENCY,
 };
 
 /// Deep Archive's slowest tier (Bulk) promises 48 hours; a retrieval gets twice that.

@@ -135,7 +135,7 @@ fn fold(manifests: &[Manifest]) -> BTreeMap<String, Held> {
                         entry.deleted = true;
                     }
                 }
-                Action::Skip | Action::Restore | Action::Upload | Action::Delete => {}
+                Action::Skip | Action::Restore | Action::Upload | Action::Delete | Action::Refresh => {}
             }
         }
     }

@@ -1,0 +1,128 @@
+//! `kind = "tableau"` as the pipeline sees it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use chrono::Utc;
+use serde_json::Value;
+
+use super::state::{self, Item};
+use super::{TableauJob, TableauTask, download, plan};
+use crate::aws::error_text;
+use crate::config::{BucketName, registry::KindEntry};
+use crate::model::Outcome;
+use crate::pipeline::EngineError;
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::planner::TaskSink;
+use crate::store::ControlStore;
+
+pub const ENTRY: KindEntry = KindEntry {
+    name: "tableau",
+    about: "Tableau Server workbooks (every site, or some) into S3, with their metadata as tags",
+    parse: parse_spec::<TableauJob>,
+    example: include_str!("example.toml"),
+    // Tableau serves about 20 long downloads per site; a few per worker is polite.
+    default_concurrency: 4,
+};
+
+impl TableauJob {
+    /// The default bucket and every project's bucket.
+    pub fn buckets(&self) -> Vec<&BucketName> {
+        let mut buckets: Vec<&BucketName> =
+            std::iter::once(&self.target.bucket).chain(self.projects.iter().map(|p| &p.bucket)).collect();
+        buckets.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        buckets.dedup();
+        buckets
+    }
+}
+
+#[async_trait]
+impl Kind for TableauJob {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn to_value(&self) -> Value {
+        spec_value(self)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.check()
+    }
+
+    fn control_bucket(&self) -> BucketName {
+        self.target.bucket.clone()
+    }
+
+    fn endpoints(&self) -> (String, String) {
+        let buckets: Vec<String> = self.buckets().iter().map(|b| format!("s3://{b}/")).collect();
+        (self.source.server.as_str().to_string(), buckets.join(", "))
+    }
+
+    /// Every target bucket must exist; each is versioned so a changed workbook is a new version.
+    async fn check(&self, cx: &JobContext<'_>) -> Result<(), EngineError> {
+        let s3 = &cx.engine.clients.s3;
+        for bucket in self.buckets() {
+            if let Err(err) = s3.head_bucket().bucket(bucket.as_str()).send().await {
+                return Err(match err.raw_response().map(|r| r.status().as_u16()) {
+                    Some(404) => {
+                        EngineError::Input(format!("target bucket `{bucket}` does not exist (HeadBucket: 404)"))
+                    }
+                    Some(403) => {
+                        EngineError::Input(format!("target bucket `{bucket}`: access denied (HeadBucket: 403)"))
+                    }
+                    _ => EngineError::service(format!("HeadBucket on target bucket `{bucket}`"), error_text(&err)),
+                });
+            }
+            if cx.dry_run {
+                continue;
+            }
+            let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+            s3.put_bucket_versioning()
+                .bucket(bucket.as_str())
+                .versioning_configuration(enabled)
+                .send()
+                .await
+                .map_err(|e| EngineError::service(format!("PutBucketVersioning on `{bucket}`"), error_text(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Downloads are long (a workbook can be gigabytes): small chunks end well inside a
+    /// worker's time-out.
+    fn chunk_tasks(&self) -> usize {
+        25
+    }
+
+    async fn plan(&self, cx: &JobContext<'_>, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+        plan::plan(cx, self, sink).await
+    }
+
+    async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
+        let tasks: Vec<TableauTask> = decode_tasks(ENTRY.name, tasks)?;
+        download::execute(cx, self, &tasks).await
+    }
+
+    /// Each site's and bucket's `upload_state.json` advances with its outcomes.
+    async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {
+        let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.run.control);
+        let mut by_state: BTreeMap<(String, String), Vec<(Item, &Outcome)>> = BTreeMap::new();
+        for outcome in outcomes {
+            let (Some(item), Some(bucket)) = (&outcome.item, &outcome.target_bucket) else { continue };
+            let Ok(item) = serde_json::from_value::<Item>(item.clone()) else { continue };
+            by_state.entry((item.site.clone(), bucket.clone())).or_default().push((item, outcome));
+        }
+        let now = Utc::now();
+        for ((site, bucket), outcomes) in by_state {
+            let old = state::load(&store, &cx.job.name, &site, &bucket).await?;
+            let new = old.apply(&cx.run.run_id, &outcomes, now);
+            store.put_json(&state::state_path(&cx.job.name, &site, &bucket), &new).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,190 @@
+//! The `tableau` kind against the Tableau emulator (`tests/emulators/tableau`) and moto:
+//! sites, paging, projects with their own bucket, extracts refused, incremental runs, changed
+//! and removed workbooks, tags, 429s, and the one-session-per-token rule.
+
+use std::sync::Arc;
+
+use backline::aws::AwsClients;
+use backline::model::Status;
+use backline::pipeline::{NoProgress, local};
+use backline::store::Manifest;
+use backline::{Config, Job};
+use backline_tests::tableau::TableauServer;
+use backline_tests::{Moto, create_bucket, tags, unique};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "5de011f8-5aa9-4d5b-b991-f462c8dd6bb7";
+
+fn workbook(id: &str, name: &str, project: Option<&str>, text: &str) -> Value {
+    json!({"id": id, "name": name, "projectId": project, "ownerId": ADMIN, "text": text,
+           "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-02T00:00:00Z", "tags": ["Sales", "Q1"],
+           "description": "Umsätze & Kosten"})
+}
+
+/// Default (105 workbooks: two pages), finance (a project with a sub-project that has its own
+/// bucket) and Sandbox (excluded).
+fn world() -> Value {
+    let mut default_books: Vec<Value> = (0..100)
+        .map(|i| workbook(&format!("d{i:03}"), &format!("Book {i:03}"), Some("p-top"), &format!("book {i}")))
+        .collect();
+    default_books.push(workbook("d-nested", "Nested", Some("p-sub"), "nested"));
+    default_books.push(workbook("d-personal", "Mine", None, "personal"));
+    default_books.push(json!({"id": "d-locked", "name": "Locked", "projectId": "p-top", "ownerId": ADMIN,
+        "extract_forbidden": true, "text": "with extract", "no_extract": {"text": "without extract", "twb": true},
+        "updatedAt": "2016-06-31T00:00:00Z"}));
+    default_books.push(json!({"id": "d-comma", "name": "Ventes, Q1 été", "projectId": "p-top", "ownerId": ADMIN,
+        "disposition": "rfc5987", "text": "unicode"}));
+    default_books.push(workbook("d-twin", "Book 000", Some("p-top"), "same name"));
+    json!({
+        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
+        "sites": [
+            {"id": "site-default", "name": "Default", "contentUrl": "",
+             "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+             "projects": [{"id": "p-top", "name": "Top", "parentProjectId": null},
+                          {"id": "p-sub", "name": "Sub", "parentProjectId": "p-top"}],
+             "workbooks": default_books},
+            {"id": "site-finance", "name": "Finance", "contentUrl": "finance",
+             "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+             "projects": [{"id": "f-fin", "name": "Finance", "parentProjectId": null},
+                          {"id": "f-rep", "name": "Reports", "parentProjectId": "f-fin"},
+                          {"id": "f-q1", "name": "Q1", "parentProjectId": "f-rep"},
+                          {"id": "f-other", "name": "Other", "parentProjectId": null}],
+             "workbooks": [workbook("f1", "Ledger", Some("f-q1"), "ledger"), workbook("f2", "Misc", Some("f-other"), "misc")]},
+            {"id": "site-sandbox", "name": "Sandbox", "contentUrl": "sandbox",
+             "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+             "projects": [], "workbooks": [workbook("s1", "Toy", None, "toy")]}
+        ]
+    })
+}
+
+fn job(server: &str, token_env: &str, bucket: &str, reports: &str) -> Job {
+    let text = format!(
+        r#"
+[[jobs]]
+name = "tableau-prod"
+kind = "tableau"
+[jobs.source]
+server = "{server}"
+api_version = "3.19"
+token_name = "backline"
+token_secret = "env:{token_env}"
+excluded_sites = ["Sandbox"]
+[jobs.target]
+bucket = "{bucket}"
+[[jobs.projects]]
+site = "finance"
+project = "Reports"
+bucket = "{reports}"
+"#
+    );
+    Config::parse(&text, backline::config::Format::Toml, "tableau.toml").expect("valid job").jobs.remove(0)
+}
+
+async fn run(clients: &AwsClients, job: &Job) -> Manifest {
+    let run = local::run(clients.clone(), job, chrono::Utc::now(), false, Arc::new(NoProgress)).await.expect("run");
+    run.manifest.expect("a manifest")
+}
+
+async fn body(clients: &AwsClients, bucket: &str, key: &str) -> Vec<u8> {
+    backline_tests::body(&clients.s3, bucket, key).await
+}
+
+#[tokio::test]
+async fn sites_back_up_incrementally_with_tags_projects_and_removals() {
+    let clients = Moto::get().clients().await;
+    let server = TableauServer::start(&world()).await;
+    let (bucket, reports) = (unique("tableau"), unique("reports"));
+    create_bucket(&clients.s3, &bucket).await;
+    create_bucket(&clients.s3, &reports).await;
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let job = job(&server.url, &token_env, &bucket, &reports);
+
+    let first = run(&clients, &job).await;
+    let failed: Vec<_> = first.tasks.iter().filter(|o| o.status == Status::Failed).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(first.counts.copied, 107, "105 in Default, 2 in finance, none of Sandbox");
+    assert_eq!(body(&clients, &bucket, "Default/Top/Book 001.twbx").await, b"book 1");
+    assert_eq!(body(&clients, &bucket, "Default/Top/Sub/Nested.twbx").await, b"nested");
+    assert_eq!(body(&clients, &bucket, "Default/Personal/admin/Mine.twbx").await, b"personal");
+    assert_eq!(body(&clients, &bucket, "Default/Top/Ventes, Q1 été.twbx").await, b"unicode");
+    // Two workbooks named alike in one project both get their id.
+    assert_eq!(body(&clients, &bucket, "Default/Top/Book 000 [d000].twbx").await, b"book 0");
+    assert_eq!(body(&clients, &bucket, "Default/Top/Book 000 [d-twin].twbx").await, b"same name");
+    // The extract could not be downloaded: the workbook came without it, and the report says so.
+    assert_eq!(body(&clients, &bucket, "Default/Top/Locked.twb").await, b"without extract");
+    let locked = first.tasks.iter().find(|o| o.key.ends_with("/Locked")).unwrap();
+    assert!(locked.detail.as_deref().unwrap_or("").contains("without its extract"), "{locked:?}");
+    // A project (with its sub-projects) in its own bucket; the rest of the site in the default one.
+    assert_eq!(body(&clients, &reports, "finance/Finance/Reports/Q1/Ledger.twbx").await, b"ledger");
+    assert_eq!(body(&clients, &bucket, "finance/Other/Misc.twbx").await, b"misc");
+    let keys = backline_tests::keys(&clients.s3, &bucket, "").await;
+    assert!(!keys.iter().any(|k| k.starts_with("sandbox/")), "Sandbox is excluded");
+    // Metadata as tags, within S3's rules.
+    let tags = tags(&clients.s3, &bucket, "Default/Top/Book 001.twbx").await;
+    let tag = |k: &str| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(tag("WorkbookId").as_deref(), Some("d001"));
+    assert_eq!(tag("Owner").as_deref(), Some("admin"));
+    assert_eq!(tag("Project").as_deref(), Some("Top"));
+    assert_eq!(tag("Description").as_deref(), Some("Umsätze _ Kosten"));
+
+    let second = run(&clients, &job).await;
+    assert_eq!((second.counts.copied, second.counts.tasks), (0, 0), "nothing changed: nothing downloaded");
+
+    // A changed workbook becomes a new version; a removed one is tagged, not deleted.
+    server
+        .post(
+            "workbooks",
+            &json!({"site": "", "workbook": {"id": "d002", "updatedAt": "2026-02-01T00:00:00Z", "text": "book 2, v2"}}),
+        )
+        .await;
+    server.delete("workbooks/default/d003").await;
+    let third = run(&clients, &job).await;
+    assert_eq!((third.counts.copied, third.counts.tagged_deleted), (1, 1), "{:#?}", third.tasks);
+    assert_eq!(body(&clients, &bucket, "Default/Top/Book 002.twbx").await, b"book 2, v2");
+    let versions =
+        clients.s3.list_object_versions().bucket(&bucket).prefix("Default/Top/Book 002.twbx").send().await.unwrap();
+    assert_eq!(versions.versions().len(), 2, "the target bucket keeps the old version");
+    let removed = backline_tests::tags(&clients.s3, &bucket, "Default/Top/Book 003.twbx").await;
+    assert!(removed.iter().any(|(k, v)| k == "Deleted" && v == "True"), "{removed:?}");
+    assert!(removed.iter().any(|(k, _)| k == "WorkbookId"), "its own tags are kept");
+    assert_eq!(body(&clients, &bucket, "Default/Top/Book 003.twbx").await, b"book 3", "never removed");
+
+    // It comes back: backed up again.
+    server
+        .post(
+            "workbooks",
+            &json!({"site": "", "workbook": workbook("d003", "Book 003", Some("p-top"), "book 3 is back")}),
+        )
+        .await;
+    let fourth = run(&clients, &job).await;
+    assert_eq!(fourth.counts.copied, 1, "{:#?}", fourth.tasks);
+    assert_eq!(body(&clients, &bucket, "Default/Top/Book 003.twbx").await, b"book 3 is back");
+
+    // Five chunks ran on four workers at once, one token: none ended another's session.
+    let state = server.state().await;
+    assert_eq!(state["session_conflicts"], 0, "no worker ended another's session: {state}");
+}
+
+#[tokio::test]
+async fn a_429_waits_out_retry_after_and_ts_site_name_limits_the_run() {
+    let clients = Moto::get().clients().await;
+    let server = TableauServer::start(&world()).await;
+    let (bucket, reports) = (unique("tableau"), unique("reports"));
+    create_bucket(&clients.s3, &bucket).await;
+    create_bucket(&clients.s3, &reports).await;
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let mut job = job(&server.url, &token_env, &bucket, &reports);
+    // Only the finance site: two downloads, the first two content requests answered 429.
+    let mut value = serde_json::to_value(&job).unwrap();
+    value["source"]["sites"] = json!(["finance"]);
+    value["source"]["excluded_sites"] = json!([]);
+    job = Job::from_value(value).unwrap();
+    server.post("faults", &json!({"throttle": {"count": 2, "retry_after": 1, "path_contains": "/content"}})).await;
+    let manifest = run(&clients, &job).await;
+    assert_eq!((manifest.counts.copied, manifest.counts.failed), (2, 0), "{:#?}", manifest.tasks);
+    assert_eq!(body(&clients, &reports, "finance/Finance/Reports/Q1/Ledger.twbx").await, b"ledger");
+}
