@@ -28,8 +28,8 @@ pub fn exit_code(err: &backline::EngineError) -> u8 {
 #[command(
     name = "backline",
     version,
-    about = "Incremental, verifiable backups of S3 buckets into backup buckets.",
-    long_about = "Incremental, verifiable backups of S3 buckets into backup buckets.\n\n\
+    about = "Incremental, verifiable backups of S3 buckets, folders and Tableau workbooks into S3.",
+    long_about = "Incremental, verifiable backups of S3 buckets, folders and Tableau workbooks into S3.\n\n\
         The same planner, workers and finalizer that run on AWS Lambda run here in one process.\n\
         AWS access comes from the standard environment: credentials chain, AWS_REGION, and\n\
         AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for local servers.\n\n\

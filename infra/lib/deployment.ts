@@ -28,14 +28,43 @@ export interface Infra {
   efs?: Efs;
 }
 
+/**
+ * A secret by reference, never by value: `env:NAME`, `ssm:/parameter/name` or
+ * `secretsmanager:secret-id` (notify webhooks may also be a plain https:// URL).
+ */
+export type SecretReference = string;
+
+/** `[[jobs.projects]]` of a tableau job: a site's project (with its sub-projects) into its own bucket. */
+export interface ProjectTarget {
+  site: string;
+  project: string;
+  bucket: string;
+  prefix?: string;
+}
+
 /** A job as written in the file: the stack passes it on to the planner unchanged. */
 export interface Job {
   name: string;
-  kind: 's3' | 's3-restore' | string;
+  kind: 's3' | 's3-restore' | 'filesystem' | 'filesystem-restore' | 'tableau' | string;
   schedule?: string;
+  concurrency?: number;
   control?: { bucket: string; prefix?: string };
-  source?: { bucket: string; prefix?: string };
-  target?: { bucket?: string; prefix?: string; kms_key_id?: string; bucket_prefix?: string };
+  /** `s3`: `bucket` (and `prefix`); `tableau`: `server` and a token or user with its secret. */
+  source?: {
+    bucket?: string;
+    prefix?: string;
+    server?: string;
+    token_name?: string;
+    token_secret?: SecretReference;
+    username?: string;
+    password?: SecretReference;
+    sites?: string[];
+    excluded_sites?: string[];
+  };
+  target?: { bucket?: string; prefix?: string; kms_key_id?: string; bucket_prefix?: string; storage_class?: string };
+  /** `tableau`: projects whose workbooks go to a bucket of their own. */
+  projects?: ProjectTarget[];
+  notify?: { teams_webhook?: SecretReference; webhook?: SecretReference };
   backup_job?: string;
   backup?: {
     source?: { bucket: string; prefix?: string };
@@ -82,13 +111,19 @@ export function loadDeployment(path: string): Deployment {
 /** The control location of a job, as the engine defaults it. */
 export function controlOf(job: Job): { bucket: string; prefix: string } {
   if (job.control) return { bucket: job.control.bucket, prefix: job.control.prefix ?? '_backline/' };
-  const bucket =
-    job.kind === 's3-restore'
-      ? job.backup!.target.bucket!
-      : job.kind === 'filesystem'
-        ? `${job.target!.bucket_prefix}-backline`
-        : job.kind === 'filesystem-restore'
-          ? `${job.backup!.target.bucket_prefix}-backline`
-          : job.target!.bucket!;
-  return { bucket, prefix: '_backline/' };
+  return { bucket: defaultControlBucket(job), prefix: '_backline/' };
+}
+
+function defaultControlBucket(job: Job): string {
+  switch (job.kind) {
+    case 's3-restore':
+      return job.backup!.target.bucket!;
+    case 'filesystem':
+      return `${job.target!.bucket_prefix}-backline`;
+    case 'filesystem-restore':
+      return `${job.backup!.target.bucket_prefix}-backline`;
+    // s3 and tableau: the target bucket (for tableau, the default one, not a project's).
+    default:
+      return job.target!.bucket!;
+  }
 }

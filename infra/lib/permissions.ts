@@ -1,11 +1,59 @@
 // Least privilege per job kind: sources are read-only, targets writable, control locations
 // read-write under their prefix. Every statement names its buckets; no resource is `*` except
 // where the API has no resource-level permissions (documented at the statement).
+import { Aws } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { controlOf, type Job } from './deployment.ts';
+import { controlOf, type Job, type SecretReference } from './deployment.ts';
 
 const bucketArn = (bucket: string) => `arn:aws:s3:::${bucket}`;
 const objectsArn = (bucket: string, prefix = '') => `arn:aws:s3:::${bucket}/${prefix}*`;
+const unique = (values: string[]) => [...new Set(values)];
+
+/**
+ * The parameter `ssm:NAME` reads, in the stack's account and region. NAME is a name (`/a/b` or
+ * `b`) or an ARN, either with an optional `:version` or `:label` selector, which is not part of
+ * the resource.
+ */
+function parameterArn(name: string): string {
+  if (name.startsWith('arn:')) {
+    const at = name.indexOf(':parameter/') + ':parameter/'.length;
+    return at < ':parameter/'.length ? name : name.slice(0, at) + name.slice(at).split(':')[0];
+  }
+  return `arn:aws:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter/${name.split(':')[0].replace(/^\//, '')}`;
+}
+
+/**
+ * The secret `secretsmanager:ID` reads. A secret's ARN ends in six random characters after its
+ * name, so a name matches `name-??????` (`?` is one character, never `*`); an ARN is taken as it is
+ * (give the complete ARN: a partial one does not match the secret's).
+ */
+function secretArn(id: string): string {
+  return id.startsWith('arn:') ? id : `arn:aws:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${id}-??????`;
+}
+
+/**
+ * Reading secret references as `shared/src/secrets.rs` resolves them: SSM GetParameter (with
+ * decryption) on each `ssm:` parameter, Secrets Manager GetSecretValue on each `secretsmanager:`
+ * secret; `env:` references and plain URLs need nothing. Parameters and secrets encrypted with the
+ * AWS managed keys (aws/ssm, aws/secretsmanager) need no KMS grant; a customer managed key must
+ * allow these roles kms:Decrypt in its key policy.
+ */
+export function secretStatements(references: (SecretReference | undefined)[]): PolicyStatement[] {
+  const parameters: string[] = [];
+  const secrets: string[] = [];
+  for (const reference of references) {
+    if (reference?.startsWith('ssm:')) parameters.push(parameterArn(reference.slice('ssm:'.length)));
+    else if (reference?.startsWith('secretsmanager:')) secrets.push(secretArn(reference.slice('secretsmanager:'.length)));
+  }
+  const statements: PolicyStatement[] = [];
+  if (parameters.length) {
+    statements.push(new PolicyStatement({ actions: ['ssm:GetParameter'], resources: unique(parameters) }));
+  }
+  if (secrets.length) {
+    statements.push(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: unique(secrets) }));
+  }
+  return statements;
+}
 
 export type Role = 'planner' | 'worker' | 'finalizer';
 
@@ -21,6 +69,9 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     }),
     new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn(control.bucket)] }),
   ];
+  // [jobs.notify] webhooks: the planner reports a run that failed to plan, the finalizer a run
+  // that failed (shared/src/pipeline/{planner,finalizer}.rs).
+  if (role !== 'worker') statements.push(...secretStatements([job.notify?.teams_webhook, job.notify?.webhook]));
   if (role === 'finalizer') return statements;
 
   if (job.kind === 'filesystem') {
@@ -72,7 +123,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     return statements;
   }
   if (job.kind === 's3') {
-    const source = job.source!.bucket;
+    const source = job.source!.bucket!;
     const target = job.target!.bucket!;
     // Planner: list the source, check both buckets exist. Worker: read the source, write the target.
     statements.push(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn(source), bucketArn(target)] }));
@@ -112,6 +163,40 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
         }),
       );
     }
+  } else if (job.kind === 'tableau') {
+    // Workbooks come from the Tableau server over HTTPS (no IAM). They go to the default target
+    // bucket, or to a project's own bucket ([[jobs.projects]]), each under its prefix.
+    const targets = [
+      { bucket: job.target!.bucket!, prefix: job.target!.prefix ?? '' },
+      ...(job.projects ?? []).map((p) => ({ bucket: p.bucket, prefix: p.prefix ?? '' })),
+    ];
+    if (role === 'planner') {
+      // Checks each target bucket exists (HeadBucket is s3:ListBucket) and turns its versioning on.
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:ListBucket', 's3:GetBucketVersioning', 's3:PutBucketVersioning'],
+          resources: unique(targets.map((t) => bucketArn(t.bucket))),
+        }),
+      );
+    } else {
+      // Uploads (multipart for large workbooks) with tags; refreshes an unchanged workbook by
+      // copying its object onto itself (GetObject, GetObjectTagging on the source of the copy).
+      statements.push(
+        new PolicyStatement({
+          actions: [
+            's3:PutObject',
+            's3:PutObjectTagging',
+            's3:GetObject',
+            's3:GetObjectTagging',
+            's3:AbortMultipartUpload',
+            's3:ListMultipartUploadParts',
+          ],
+          resources: unique(targets.map((t) => objectsArn(t.bucket, t.prefix))),
+        }),
+      );
+    }
+    // Both sign in to the server: the planner to list sites and workbooks, the worker to download.
+    statements.push(...secretStatements([job.source?.token_secret, job.source?.password]));
   } else {
     throw new Error(`job ${job.name}: kind ${job.kind} has no permissions defined in infra/lib/permissions.ts`);
   }

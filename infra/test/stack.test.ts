@@ -6,7 +6,8 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { type Deployment, loadDeployment } from '../lib/deployment.ts';
+import { controlOf, type Deployment, type Job, loadDeployment } from '../lib/deployment.ts';
+import { type Role, statementsFor } from '../lib/permissions.ts';
 import { BacklineStack, CONTEXT, MAX_RECEIVE_COUNT, scheduleInput } from '../lib/stack.ts';
 
 const example = loadDeployment(resolve(import.meta.dirname, '../backline.example.toml'));
@@ -120,6 +121,21 @@ describe('buckets the stack creates', () => {
   });
 });
 
+/** A statement's resources as text, pseudo parameters as ${AWS::Region} and ${AWS::AccountId}. */
+const arns = (statement: any): string[] =>
+  [statement.Resource].flat().map((r: any) =>
+    typeof r === 'string'
+      ? r
+      : (r['Fn::Join'][1] as any[]).map((part) => (typeof part === 'string' ? part : `\${${part.Ref}}`)).join(''),
+  );
+const WRITES = /Put|Delete|Restore|Abort|Create/;
+
+/** The statements a function's role has, and the resources it has for an action. */
+const statements = (role: Role) =>
+  stack.resolve((stack.functions[role].role!.node.tryFindChild('DefaultPolicy') as any).document).Statement as any[];
+const grants = (role: Role, action: string) =>
+  statements(role).filter((s) => [s.Action].flat().includes(action)).flatMap(arns);
+
 describe('functions', () => {
   const functions = resources('AWS::Lambda::Function');
 
@@ -162,13 +178,16 @@ describe('functions', () => {
   });
 
   it("lets filesystem jobs write only their own prefix's buckets, and only the planner create buckets", () => {
-    const statements = (role: 'planner' | 'worker') =>
-      stack.resolve((stack.functions[role].role!.node.tryFindChild('DefaultPolicy') as any).document).Statement as any[];
-    const grants = (role: 'planner' | 'worker', action: string) =>
-      statements(role).filter((s) => [s.Action].flat().includes(action)).flatMap((s) => [s.Resource].flat());
     assert.deepEqual(grants('worker', 's3:DeleteObject'), ['arn:aws:s3:::matricula-*/*']);
     assert.ok(grants('planner', 's3:PutLifecycleConfiguration').includes('arn:aws:s3:::matricula-*'));
     assert.deepEqual(grants('worker', 's3:CreateBucket'), []);
+  });
+
+  it('let the planner and the finalizer, not the worker, read the webhooks they notify', () => {
+    const webhook = 'arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/backline/teams-webhook';
+    assert.ok(grants('planner', 'ssm:GetParameter').includes(webhook));
+    assert.ok(grants('finalizer', 'ssm:GetParameter').includes(webhook));
+    assert.ok(!grants('worker', 'ssm:GetParameter').includes(webhook));
   });
 
   it('lets the worker restore archived objects from the backup and write the restore bucket', () => {
@@ -176,6 +195,76 @@ describe('functions', () => {
     const statements = JSON.stringify(stack.resolve((worker as any).document));
     assert.match(statements, /s3:RestoreObject/);
     assert.match(statements, /arn:aws:s3:::photos-drill\/\*/);
+  });
+});
+
+describe('a tableau job', () => {
+  const tableau = example.jobs.find((j) => j.kind === 'tableau')!;
+  const ssm = (name: string) => `arn:aws:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`;
+  // The job's own statements, resolved in the stack as the functions get them.
+  const own = (job: Job, role: Role) =>
+    statementsFor(job, role).map((s) => stack.resolve(s.toStatementJson())) as any[];
+  const writes = (job: Job, role: Role) =>
+    own(job, role).filter((s) => [s.Action].flat().some((a: string) => WRITES.test(a))).flatMap(arns);
+
+  it('is in the example, with a project bucket and its token in SSM', () => {
+    assert.ok(tableau?.schedule);
+    assert.ok(tableau.projects?.length);
+    assert.ok(tableau.source?.token_secret?.startsWith('ssm:'));
+    assert.deepEqual(controlOf(tableau), { bucket: 'tableau-backup', prefix: '_backline/' });
+  });
+
+  it('lets the worker write the default and the project buckets under their prefixes, and nothing else', () => {
+    const expected = ['arn:aws:s3:::tableau-backup/*', 'arn:aws:s3:::finance-reports-backup/workbooks/*'];
+    assert.deepEqual([...new Set(writes(tableau, 'worker'))].sort(), [...expected, 'arn:aws:s3:::tableau-backup/_backline/*'].sort());
+    const worker = own(tableau, 'worker');
+    const upload = worker.find((s) => [s.Action].flat().includes('s3:ListMultipartUploadParts'));
+    assert.deepEqual(arns(upload).sort(), expected.sort());
+    for (const action of ['s3:GetObject', 's3:PutObjectTagging', 's3:GetObjectTagging', 's3:AbortMultipartUpload']) {
+      assert.ok([upload.Action].flat().includes(action), action);
+    }
+    const buckets = new Set(worker.flatMap(arns).filter((a) => a.startsWith('arn:aws:s3:::')).map((a) => a.slice(13).split('/')[0]));
+    assert.deepEqual([...buckets].sort(), ['finance-reports-backup', 'tableau-backup']);
+    for (const arn of expected) assert.ok(grants('worker', 's3:PutObject').includes(arn), `worker may write ${arn}`);
+  });
+
+  it('lets the planner check the buckets, turn their versioning on, and read the token', () => {
+    const planner = own(tableau, 'planner');
+    const versioning = planner.filter((s) => [s.Action].flat().includes('s3:PutBucketVersioning')).flatMap(arns);
+    assert.deepEqual(versioning.sort(), ['arn:aws:s3:::finance-reports-backup', 'arn:aws:s3:::tableau-backup']);
+    assert.ok(!planner.some((s) => [s.Action].flat().includes('s3:PutObject') && arns(s).some((a) => !a.includes('/_backline/'))));
+    const token = ssm('/backline/tableau-token');
+    assert.deepEqual(planner.filter((s) => [s.Action].flat().includes('ssm:GetParameter')).flatMap(arns), [token]);
+    assert.ok(grants('planner', 'ssm:GetParameter').includes(token), 'the planner reads the token');
+    assert.ok(grants('worker', 'ssm:GetParameter').includes(token), 'the worker reads the token');
+    assert.ok(!grants('finalizer', 'ssm:GetParameter').includes(token), 'the finalizer does not');
+  });
+
+  it('gives the finalizer no bucket write beyond the control locations', () => {
+    assert.deepEqual(writes(tableau, 'finalizer'), ['arn:aws:s3:::tableau-backup/_backline/*']);
+    const controls = new Set(example.jobs.map((j) => `arn:aws:s3:::${controlOf(j).bucket}/${controlOf(j).prefix}*`));
+    const finalizerWrites = statements('finalizer')
+      .filter((s) => [s.Action].flat().some((a: string) => a.startsWith('s3:') && WRITES.test(a)))
+      .flatMap(arns);
+    assert.ok(finalizerWrites.length);
+    for (const arn of finalizerWrites) assert.ok(controls.has(arn), `finalizer writes ${arn}`);
+  });
+
+  it('reads a password or a Secrets Manager secret the same way, and env: needs nothing', () => {
+    const job: Job = {
+      ...tableau,
+      source: { server: 'https://t.example.com', username: 'u', password: 'secretsmanager:backline/tableau' },
+    };
+    for (const role of ['planner', 'worker'] as Role[]) {
+      const read = own(job, role).filter((s) => [s.Action].flat().includes('secretsmanager:GetSecretValue'));
+      assert.deepEqual(read.flatMap(arns), [
+        'arn:aws:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:backline/tableau-??????',
+      ]);
+    }
+    const envOnly: Job = { ...tableau, source: { server: 'https://t.example.com', token_name: 'n', token_secret: 'env:T' } };
+    assert.ok(!own(envOnly, 'planner').some((s) => /^(ssm|secretsmanager):/.test([s.Action].flat()[0])));
+    const versioned: Job = { ...tableau, source: { ...tableau.source, token_secret: 'ssm:backline-token:3' } };
+    assert.deepEqual(own(versioned, 'worker').filter((s) => s.Action === 'ssm:GetParameter').flatMap(arns), [ssm('/backline-token')]);
   });
 });
 

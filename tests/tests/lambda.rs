@@ -411,3 +411,51 @@ async fn a_chunk_of_another_kind_is_refused_naming_both() {
     assert!(err.contains("not a s3 task"), "{err}");
     assert!(backline_tests::keys(&stack.clients.s3, &target, "").await.iter().all(|k| !k.contains("hostname")));
 }
+
+#[tokio::test]
+async fn a_tableau_backup_runs_through_the_three_handlers_and_waits_out_a_429_in_the_queue() {
+    let stack = stack().await;
+    let admin = "5de011f8-5aa9-4d5b-b991-f462c8dd6bb7";
+    let books: Vec<Value> = (0..30)
+        .map(|i| json!({"id": format!("w{i:02}"), "name": format!("Book {i:02}"), "projectId": "p", "ownerId": admin, "text": format!("book {i}")}))
+        .collect();
+    let world = json!({
+        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
+        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
+                   "users": [{"id": admin, "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+                   "projects": [{"id": "p", "name": "Sales", "parentProjectId": null}], "workbooks": books}]
+    });
+    let server = backline_tests::tableau::TableauServer::start(&world).await;
+    server.post("faults", &json!({"throttle": {"count": 1, "retry_after": 1, "path_contains": "/content"}})).await;
+    let bucket = unique("tableau");
+    create_bucket(&stack.clients.s3, &bucket).await;
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("l").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let job = json!({"name": "tableau-lambda", "kind": "tableau",
+        "source": {"server": server.url, "api_version": "3.19", "token_name": "backline", "token_secret": format!("env:{token_env}")},
+        "target": {"bucket": bucket}});
+    let planned = plan(&stack, json!({"job": job, "time": "2026-11-22T15:00:00Z"})).await;
+    assert_eq!(planned["runs"][0]["chunks"], 2, "30 workbooks in chunks of 25: {planned}");
+
+    // Both chunks reach the worker at once: one holds the token's session, the other waits in
+    // the queue; the throttled download waits there too. No Lambda sleeps.
+    let mut rounds = 0;
+    while drive(&stack).await == 0 {
+        rounds += 1;
+        assert!(rounds <= 10, "the run did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    assert!(rounds >= 1, "something waited in the queue");
+    let control = backline::config::ControlLocation {
+        bucket: backline::config::BucketName::try_from(bucket.clone()).unwrap(),
+        prefix: "_backline/".into(),
+    };
+    let store = backline::store::ControlStore::new(stack.clients.s3.clone(), &control);
+    let manifest =
+        store.manifest("tableau-lambda", "tableau-lambda-20261122T150000Z").await.unwrap().expect("a manifest");
+    assert_eq!((manifest.counts.copied, manifest.counts.failed), (30, 0), "{:#?}", manifest.tasks);
+    assert_eq!(body(&stack.clients.s3, &bucket, "Default/Sales/Book 07.twbx").await, b"book 7");
+    let state = server.state().await;
+    assert_eq!(state["session_conflicts"], 0, "{state}");
+}

@@ -136,9 +136,56 @@ impl TableauJob {
                 ));
             }
         }
+        if self.revisions {
+            return Err((
+                "revisions".into(),
+                "backing up old revisions is not supported yet; leave it out (the current version of every \
+                 workbook is backed up, and each change becomes a new version in the bucket)"
+                    .into(),
+            ));
+        }
         if !source.sites.is_empty() && !source.excluded_sites.is_empty() {
             return Err(("source.excluded_sites".into(), "give `sites` or `excluded_sites`, not both".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Format};
+
+    fn error(extra_source: &str, extra_job: &str) -> String {
+        let text = format!(
+            "[[jobs]]\nname = \"t\"\nkind = \"tableau\"\n{extra_job}\n[jobs.source]\nserver = \"https://t.example\"\n{extra_source}\n[jobs.target]\nbucket = \"b-b-b\"\n"
+        );
+        Config::parse(&text, Format::Toml, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_files_name_the_field_and_what_is_allowed() {
+        let cases = [
+            ("token_name = \"n\"", "", "source.token_secret"),
+            ("token_name = \"n\"\ntoken_secret = \"plain-text-secret\"", "", "never written in the job file"),
+            ("", "", "token_name and token_secret, or username and password"),
+            ("username = \"u\"", "", "source.password"),
+            ("token_name = \"n\"\ntoken_secret = \"env:T\"\nusername = \"u\"\npassword = \"env:P\"", "", "not both"),
+            ("token_name = \"n\"\ntoken_secret = \"env:T\"\nsites = [\"a\"]\nexcluded_sites = [\"b\"]", "", "not both"),
+            ("token_name = \"n\"\ntoken_secret = \"env:T\"", "revisions = true", "not supported yet"),
+            ("token_name = \"n\"\ntoken_secret = \"env:T\"\nsevrer = 1", "", "unknown field"),
+        ];
+        for (source, job, want) in cases {
+            let err = error(source, job);
+            assert!(err.contains(want) && err.contains("t.toml") && err.contains("job \"t\""), "{source} {job}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_default_concurrency_is_the_kinds() {
+        let text = "[[jobs]]\nname = \"t\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"https://t.example/\"\ntoken_name = \"n\"\ntoken_secret = \"env:T\"\n[jobs.target]\nbucket = \"b-b-b\"\n";
+        let job = Config::parse(text, Format::Toml, "t.toml").unwrap().jobs.remove(0);
+        assert_eq!(job.concurrency, 4);
+        let spec = job.spec.get::<super::TableauJob>().unwrap();
+        assert_eq!(spec.source.server.as_str(), "https://t.example", "no trailing slash");
     }
 }
