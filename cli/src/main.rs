@@ -92,6 +92,10 @@ struct RunArgs {
     /// has the same size counts as backed up).
     #[arg(long)]
     reset: bool,
+    /// Tableau jobs: back up only this site (its name or content URL); the same as setting
+    /// TS_SITE_NAME.
+    #[arg(long, value_name = "NAME", env = "TS_SITE_NAME")]
+    site: Option<String>,
 }
 
 #[derive(Args)]
@@ -272,6 +276,10 @@ async fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => {
             init_logging(args.job.verbose);
+            if let Some(site) = &args.site {
+                // SAFETY: nothing runs yet on the runtime's other threads to read the environment.
+                unsafe { std::env::set_var("TS_SITE_NAME", site) };
+            }
             let options = backline::pipeline::EngineOptions { state_cache: args.cache, reset_state: args.reset };
             run::run(&args.job.config, args.job.job.as_deref(), args.dry_run, !args.no_progress, options).await
         }

@@ -188,3 +188,60 @@ async fn a_429_waits_out_retry_after_and_ts_site_name_limits_the_run() {
     assert_eq!((manifest.counts.copied, manifest.counts.failed), (2, 0), "{:#?}", manifest.tasks);
     assert_eq!(body(&clients, &reports, "finance/Finance/Reports/Q1/Ledger.twbx").await, b"ledger");
 }
+
+fn finance_only(server: &TableauServer, token_env: &str, bucket: &str, reports: &str, extra: Value) -> Job {
+    let mut value = serde_json::to_value(job(&server.url, token_env, bucket, reports)).unwrap();
+    value["source"]["sites"] = json!(["finance"]);
+    value["source"]["excluded_sites"] = json!([]);
+    for (k, v) in extra.as_object().unwrap() {
+        value[k] = v.clone();
+    }
+    Job::from_value(value).unwrap()
+}
+
+async fn setup(world: &Value) -> (AwsClients, TableauServer, String, String, String) {
+    let clients = Moto::get().clients().await;
+    let server = TableauServer::start(world).await;
+    let (bucket, reports) = (unique("tableau"), unique("reports"));
+    create_bucket(&clients.s3, &bucket).await;
+    create_bucket(&clients.s3, &reports).await;
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    (clients, server, bucket, reports, token_env)
+}
+
+#[tokio::test]
+async fn an_old_object_of_an_unchanged_workbook_is_refreshed_with_its_tags() {
+    let (clients, server, bucket, reports, token_env) = setup(&world()).await;
+    let job = finance_only(&server, &token_env, &bucket, &reports, json!({"refresh_after": "1s"}));
+    assert_eq!(run(&clients, &job).await.counts.copied, 2);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = run(&clients, &job).await;
+    assert_eq!(second.counts.copied, 0, "nothing downloaded again");
+    let refreshed: Vec<_> = second.tasks.iter().filter(|o| o.action == backline::model::Action::Refresh).collect();
+    assert_eq!(refreshed.len(), 2, "{:#?}", second.tasks);
+    assert!(refreshed.iter().all(|o| o.status == Status::Ok), "{refreshed:#?}");
+    let key = "finance/Other/Misc.twbx";
+    let versions = clients.s3.list_object_versions().bucket(&bucket).prefix(key).send().await.unwrap();
+    assert_eq!(versions.versions().len(), 2, "copied onto itself: a new version, a new LastModified");
+    assert_eq!(body(&clients, &bucket, key).await, b"misc");
+    assert!(tags(&clients.s3, &bucket, key).await.iter().any(|(k, v)| k == "WorkbookId" && v == "f2"), "tags kept");
+    let third = run(&clients, &job).await;
+    assert_eq!(third.counts.tasks, 0, "refreshed within the last second: nothing to do");
+}
+
+#[tokio::test]
+async fn sessions_that_end_mid_run_are_signed_in_again() {
+    let (clients, server, bucket, reports, token_env) = setup(&world()).await;
+    // Every session ends after a second, and each download takes most of one.
+    server.post("settings", &json!({"session_ttl_seconds": 1})).await;
+    server.post("faults", &json!({"delay": {"count": null, "seconds": 0.8, "path_contains": "/content"}})).await;
+    let job = finance_only(&server, &token_env, &bucket, &reports, json!({"concurrency": 1}));
+    let manifest = run(&clients, &job).await;
+    assert_eq!((manifest.counts.copied, manifest.counts.failed), (2, 0), "{:#?}", manifest.tasks);
+    let state = server.state().await;
+    let sign_ins = state["sessions"]["by_pat"]["backline"]["sign_ins"].as_u64().unwrap();
+    assert!(sign_ins >= 4, "the worker signed in again when its session ended: {state}");
+    assert_eq!(state["session_conflicts"], 0, "{state}");
+}

@@ -181,6 +181,17 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_planner_event_carries_a_valid_job() {
+        use crate::pipeline::events::{JobRef, PlannerEvent, parse_planner_event};
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../events/planner-tableau.json")).unwrap();
+        let PlannerEvent::Request(request) = parse_planner_event(sample).unwrap() else { panic!("a request") };
+        let JobRef::Inline(job) = request.job else { panic!("an inline job") };
+        let spec = job.spec.get::<super::TableauJob>().expect("a tableau job");
+        assert_eq!((job.concurrency, spec.projects.len()), (4, 1));
+    }
+
+    #[test]
     fn the_default_concurrency_is_the_kinds() {
         let text = "[[jobs]]\nname = \"t\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"https://t.example/\"\ntoken_name = \"n\"\ntoken_secret = \"env:T\"\n[jobs.target]\nbucket = \"b-b-b\"\n";
         let job = Config::parse(text, Format::Toml, "t.toml").unwrap().jobs.remove(0);
