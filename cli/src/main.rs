@@ -48,8 +48,9 @@ enum Command {
     Run(RunArgs),
     /// Show what a run would do, writing nothing (same as `run --dry-run`).
     Plan(JobArgs),
-    /// Restore a job's backup into a bucket, now or as it was after a past run.
-    Restore(RestoreArgs),
+    /// Restore a job's backup (into a bucket, into folders, or back to a Tableau site), now or
+    /// as it was after a past run.
+    Restore(Box<RestoreArgs>),
     /// Compare a job's source with its backup and report drift, writing nothing.
     Verify(VerifyArgs),
     /// List a job's runs (and its restores) with their time, counts and outcome.
@@ -125,27 +126,44 @@ struct RestoreArgs {
     #[arg(long)]
     include_deleted: bool,
     /// Restore only keys under this prefix.
-    #[arg(long, value_name = "P", default_value = "")]
-    prefix: String,
-    /// Glacier retrieval tier for archived objects (Deep Archive has no Expedited: Standard is used).
-    #[arg(long, value_parser = ["Standard", "Bulk", "Expedited"], default_value = "Standard")]
-    tier: String,
+    #[arg(long, value_name = "P")]
+    prefix: Option<String>,
+    /// Glacier retrieval tier for archived objects, default Standard (Deep Archive has no
+    /// Expedited: Standard is used).
+    #[arg(long, value_parser = ["Standard", "Bulk", "Expedited"])]
+    tier: Option<String>,
     /// Restore into a bucket that already holds objects (e.g. to continue an interrupted restore).
     #[arg(long)]
     allow_existing: bool,
     /// Replace objects (or files) in the target that differ from the backup.
     #[arg(long)]
     overwrite: bool,
-    /// How often to check archived objects waiting for retrieval (s, m, h).
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
-    poll_interval: String,
+    /// How often to check what waits: archived objects being retrieved (default 5m), Tableau
+    /// publish jobs (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    poll_interval: Option<String>,
     /// How long archived objects may take in all before they are reported failed (default 96h,
     /// twice Deep Archive's slowest tier).
     #[arg(long, value_name = "DURATION")]
     max_wait: Option<String>,
-    /// Days a retrieved archive copy stays readable.
-    #[arg(long, value_name = "DAYS", default_value_t = 7)]
-    restore_days: u32,
+    /// Days a retrieved archive copy stays readable (default 7).
+    #[arg(long, value_name = "DAYS")]
+    restore_days: Option<u32>,
+    /// Tableau jobs: the backed-up site to restore from (its content URL, or Default).
+    #[arg(long, value_name = "SITE")]
+    site: Option<String>,
+    /// Tableau jobs: only this project (a name or a path from the top) and its sub-projects.
+    #[arg(long, value_name = "PROJECT")]
+    project: Option<String>,
+    /// Tableau jobs: only this workbook (its name or id).
+    #[arg(long, value_name = "NAME")]
+    workbook: Option<String>,
+    /// Tableau jobs: publish to this site instead.
+    #[arg(long, value_name = "SITE")]
+    to_site: Option<String>,
+    /// Tableau jobs: publish under this project path instead of the original one.
+    #[arg(long, value_name = "PATH")]
+    to_project: Option<String>,
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -204,34 +222,40 @@ fn init_logging(verbose: u8) {
 /// given (and the flags' defaults), so each kind's options name what it does not take.
 fn restore_options(args: &RestoreArgs) -> serde_json::Value {
     let mut options = serde_json::Map::new();
-    let mut set = |name: &str, value: serde_json::Value| {
-        options.insert(name.to_string(), value);
-    };
-    if let Some(to_bucket) = &args.to_bucket {
-        set("to_bucket", to_bucket.as_str().into());
-    }
-    if let Some(to) = &args.to {
-        set("to_dir", to.as_str().into());
-    }
-    if let Some(to_prefix) = &args.to_prefix {
-        set("to_prefix", to_prefix.as_str().into());
-    }
-    if let Some(as_of) = &args.as_of {
-        set("as_of", as_of.as_str().into());
-    }
-    if let Some(max_wait) = &args.max_wait {
-        set("max_wait", max_wait.as_str().into());
-    }
-    for (flag, on) in [("include_deleted", args.include_deleted), ("allow_existing", args.allow_existing)] {
-        if on {
-            set(flag, true.into());
+    let given: [(&str, Option<&str>); 12] = [
+        ("to_bucket", args.to_bucket.as_deref()),
+        ("to_dir", args.to.as_deref()),
+        ("to_prefix", args.to_prefix.as_deref()),
+        ("as_of", args.as_of.as_deref()),
+        ("max_wait", args.max_wait.as_deref()),
+        ("prefix", args.prefix.as_deref()),
+        ("tier", args.tier.as_deref()),
+        ("poll_interval", args.poll_interval.as_deref()),
+        ("site", args.site.as_deref()),
+        ("project", args.project.as_deref()),
+        ("workbook", args.workbook.as_deref()),
+        ("to_site", args.to_site.as_deref()),
+    ];
+    for (name, value) in given {
+        if let Some(value) = value {
+            options.insert(name.to_string(), value.into());
         }
     }
-    set("overwrite", args.overwrite.into());
-    set("prefix", args.prefix.as_str().into());
-    set("tier", args.tier.as_str().into());
-    set("poll_interval", args.poll_interval.as_str().into());
-    set("restore_days", args.restore_days.into());
+    if let Some(to_project) = &args.to_project {
+        options.insert("to_project".into(), to_project.as_str().into());
+    }
+    if let Some(days) = args.restore_days {
+        options.insert("restore_days".into(), days.into());
+    }
+    for (flag, on) in [
+        ("include_deleted", args.include_deleted),
+        ("allow_existing", args.allow_existing),
+        ("overwrite", args.overwrite),
+    ] {
+        if on {
+            options.insert(flag.to_string(), true.into());
+        }
+    }
     serde_json::Value::Object(options)
 }
 
@@ -289,7 +313,7 @@ async fn main() -> ExitCode {
         }
         Command::Restore(args) => {
             init_logging(args.verbose);
-            restore(args).await
+            restore(*args).await
         }
         Command::Verify(args) => {
             init_logging(args.job.verbose);

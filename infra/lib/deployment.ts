@@ -45,7 +45,7 @@ export interface ProjectTarget {
 /** A job as written in the file: the stack passes it on to the planner unchanged. */
 export interface Job {
   name: string;
-  kind: 's3' | 's3-restore' | 'filesystem' | 'filesystem-restore' | 'tableau' | string;
+  kind: 's3' | 's3-restore' | 'filesystem' | 'filesystem-restore' | 'tableau' | 'tableau-restore' | string;
   schedule?: string;
   concurrency?: number;
   control?: { bucket: string; prefix?: string };
@@ -67,8 +67,10 @@ export interface Job {
   notify?: { teams_webhook?: SecretReference; webhook?: SecretReference };
   backup_job?: string;
   backup?: {
-    source?: { bucket: string; prefix?: string };
+    /** `s3-restore`: the bucket backed up; `tableau-restore`: the server and its credentials. */
+    source?: Job['source'];
     target: { bucket?: string; prefix?: string; bucket_prefix?: string };
+    projects?: ProjectTarget[];
   };
   options?: { to_bucket: string };
   folders?: string[];
@@ -117,6 +119,7 @@ export function controlOf(job: Job): { bucket: string; prefix: string } {
 function defaultControlBucket(job: Job): string {
   switch (job.kind) {
     case 's3-restore':
+    case 'tableau-restore':
       return job.backup!.target.bucket!;
     case 'filesystem':
       return `${job.target!.bucket_prefix}-backline`;

@@ -139,6 +139,30 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
         }),
       );
     }
+  } else if (job.kind === 'tableau-restore') {
+    // Publishes workbooks back to the Tableau server (HTTPS, no IAM) from the backup's buckets:
+    // the planner finds each run's object versions, the worker reads them and signs in.
+    const backup = job.backup!;
+    const buckets = [
+      { bucket: backup.target.bucket!, prefix: backup.target.prefix ?? '' },
+      ...(backup.projects ?? []).map((p) => ({ bucket: p.bucket, prefix: p.prefix ?? '' })),
+    ];
+    if (role === 'planner') {
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+          resources: unique(buckets.map((b) => bucketArn(b.bucket))),
+        }),
+      );
+    } else {
+      statements.push(
+        new PolicyStatement({
+          actions: ['s3:GetObject', 's3:GetObjectVersion'],
+          resources: unique(buckets.map((b) => objectsArn(b.bucket, b.prefix))),
+        }),
+        ...secretStatements([backup.source?.token_secret, backup.source?.password]),
+      );
+    }
   } else if (job.kind === 's3-restore') {
     const backup = job.backup!.target.bucket!;
     const to = job.options!.to_bucket;

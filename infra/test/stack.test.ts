@@ -240,6 +240,21 @@ describe('a tableau job', () => {
     assert.ok(!grants('finalizer', 'ssm:GetParameter').includes(token), 'the finalizer does not');
   });
 
+  it('lets a restore drill read the backup and the token, and write no bucket but its control location', () => {
+    const drill = example.jobs.find((j) => j.kind === 'tableau-restore')!;
+    assert.ok(drill?.schedule);
+    assert.deepEqual(controlOf(drill), { bucket: 'tableau-backup', prefix: '_backline/' });
+    const reads = own(drill, 'worker').filter((s) => [s.Action].flat().includes('s3:GetObjectVersion')).flatMap(arns);
+    assert.deepEqual(reads.sort(), ['arn:aws:s3:::finance-reports-backup/workbooks/*', 'arn:aws:s3:::tableau-backup/*']);
+    const versions = own(drill, 'planner').filter((s) => [s.Action].flat().includes('s3:ListBucketVersions')).flatMap(arns);
+    assert.deepEqual(versions.sort(), ['arn:aws:s3:::finance-reports-backup', 'arn:aws:s3:::tableau-backup']);
+    for (const role of ['planner', 'worker', 'finalizer'] as Role[]) {
+      assert.deepEqual(writes(drill, role), ['arn:aws:s3:::tableau-backup/_backline/*'], role);
+    }
+    const token = ssm('/backline/tableau-token');
+    assert.ok(own(drill, 'worker').some((s) => [s.Action].flat().includes('ssm:GetParameter') && arns(s).includes(token)));
+  });
+
   it('gives the finalizer no bucket write beyond the control locations', () => {
     assert.deepEqual(writes(tableau, 'finalizer'), ['arn:aws:s3:::tableau-backup/_backline/*']);
     const controls = new Set(example.jobs.map((j) => `arn:aws:s3:::${controlOf(j).bucket}/${controlOf(j).prefix}*`));

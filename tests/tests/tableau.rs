@@ -245,3 +245,66 @@ async fn sessions_that_end_mid_run_are_signed_in_again() {
     assert!(sign_ins >= 4, "the worker signed in again when its session ended: {state}");
     assert_eq!(state["session_conflicts"], 0, "{state}");
 }
+
+fn restore_world() -> Value {
+    let mut world = world();
+    let big = json!({"id": "f-big", "name": "Big", "projectId": "f-q1", "ownerId": ADMIN,
+                     "generate": {"size": 66 * 1024 * 1024 + 123, "seed": 5}, "updatedAt": "2026-01-03T00:00:00Z"});
+    world["sites"][1]["workbooks"].as_array_mut().unwrap().push(big);
+    world["sites"].as_array_mut().unwrap().push(json!({"id": "site-drill", "name": "Drill", "contentUrl": "drill",
+        "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}], "projects": [], "workbooks": []}));
+    world
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn restore(job: &Job, options: Value) -> Job {
+    job.spec.restore_job(job, options).expect("tableau jobs restore").expect("valid options")
+}
+
+#[tokio::test]
+async fn workbooks_are_published_back_as_of_a_run_into_recreated_projects() {
+    let (clients, server, bucket, reports, token_env) = setup(&restore_world()).await;
+    let job = finance_only(&server, &token_env, &bucket, &reports, json!({}));
+    let first = run(&clients, &job).await;
+    assert_eq!(first.counts.copied, 3, "{:#?}", first.tasks);
+    server.post("workbooks", &json!({"site": "finance", "workbook": {"id": "f1", "updatedAt": "2026-02-01T00:00:00Z", "text": "ledger v2"}})).await;
+    assert_eq!(run(&clients, &job).await.counts.copied, 1);
+
+    // The Reports project as the first run held it, into the drill site: the project path is
+    // created there, the 66 MB workbook goes through an upload session in parts.
+    let options = json!({"site": "finance", "project": "Reports", "as_of": first.run_id, "to_site": "drill", "poll_interval": "1s"});
+    let restored = run(&clients, &restore(&job, options.clone())).await;
+    assert_eq!((restored.counts.copied, restored.counts.failed), (2, 0), "{:#?}", restored.tasks);
+    let state = server.state().await;
+    let published = state["published"].as_array().unwrap();
+    let ledger = published.iter().find(|p| p["name"] == "Ledger").expect("Ledger published");
+    assert_eq!(ledger["siteContentUrl"], "drill");
+    assert_eq!(ledger["sha256"], sha256(b"ledger"), "the version of the first run, not the latest");
+    let big = published.iter().find(|p| p["name"] == "Big").expect("Big published");
+    assert_eq!((big["chunked"].as_bool(), big["bytes"].as_u64()), (Some(true), Some(66 * 1024 * 1024 + 123)));
+    let created: Vec<&str> =
+        state["projects_created"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(["Finance", "Reports", "Q1"].iter().all(|p| created.contains(p)), "{created:?}");
+    assert_eq!(state["session_conflicts"], 0, "{state}");
+
+    // Again: the workbooks exist there now, and are not overwritten unless asked.
+    let refused = run(&clients, &restore(&job, options.clone())).await;
+    assert_eq!(refused.counts.failed, 2, "{:#?}", refused.tasks);
+    assert!(refused.tasks.iter().all(|o| o.detail.as_deref().unwrap_or("").contains("pass --overwrite")));
+    let mut overwrite = options;
+    overwrite["overwrite"] = json!(true);
+    overwrite["workbook"] = json!("Ledger");
+    overwrite.as_object_mut().unwrap().remove("as_of");
+    let replaced = run(&clients, &restore(&job, overwrite)).await;
+    assert_eq!((replaced.counts.copied, replaced.counts.failed), (1, 0), "{:#?}", replaced.tasks);
+    let state = server.state().await;
+    let last = state["published"].as_array().unwrap().iter().rev().find(|p| p["name"] == "Ledger").unwrap().clone();
+    assert_eq!(
+        (last["sha256"].as_str(), last["replaced"].as_bool()),
+        (Some(sha256(b"ledger v2").as_str()), Some(true))
+    );
+}

@@ -28,7 +28,7 @@ impl RestoreTier {
 
 /// How long an archived object waits before it is checked again, unless a restore says otherwise.
 pub fn default_poll_interval() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(15 * 60))
+    HumanDuration(std::time::Duration::from_secs(5 * 60))
 }
 
 /// Days a retrieved archive copy stays readable.

@@ -11,5 +11,11 @@ pub mod tableau;
 use crate::config::registry::KindEntry;
 
 /// Every kind Backline knows, in the order `--help` lists them.
-pub static REGISTRY: &[KindEntry] =
-    &[s3::ENTRY, s3::restore::ENTRY, filesystem::ENTRY, filesystem::restore::ENTRY, tableau::ENTRY];
+pub static REGISTRY: &[KindEntry] = &[
+    s3::ENTRY,
+    s3::restore::ENTRY,
+    filesystem::ENTRY,
+    filesystem::restore::ENTRY,
+    tableau::ENTRY,
+    tableau::restore::ENTRY,
+];

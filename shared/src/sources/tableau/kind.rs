@@ -7,10 +7,11 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use chrono::Utc;
 use serde_json::Value;
 
+use super::restore::{TableauRestoreJob, TableauRestoreOptions};
 use super::state::{self, Item};
 use super::{TableauJob, TableauTask, download, plan};
 use crate::aws::error_text;
-use crate::config::{BucketName, registry::KindEntry};
+use crate::config::{BucketName, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
 use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
@@ -106,6 +107,12 @@ impl Kind for TableauJob {
     async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
         let tasks: Vec<TableauTask> = decode_tasks(ENTRY.name, tasks)?;
         download::execute(cx, self, &tasks).await
+    }
+
+    fn restore_job(&self, backup: &Job, options: Value) -> Option<Result<Job, JobError>> {
+        Some(restore_options::<TableauRestoreOptions>(options).map(|options| {
+            backup.restore_with(TableauRestoreJob { backup_job: backup.name.clone(), backup: self.clone(), options })
+        }))
     }
 
     /// Each site's and bucket's `upload_state.json` advances with its outcomes.

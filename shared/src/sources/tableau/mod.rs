@@ -6,6 +6,7 @@ mod config;
 mod download;
 mod kind;
 mod plan;
+pub mod restore;
 mod state;
 mod tags;
 mod task;

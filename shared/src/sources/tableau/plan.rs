@@ -271,6 +271,7 @@ async fn plan_site(
             id: workbook.id.clone(),
             name: workbook.name.clone(),
             updated_at: workbook.updated_at.clone(),
+            project: project_path.clone(),
             bucket: bucket.clone(),
             key: key.clone(),
         };
@@ -300,6 +301,7 @@ async fn plan_site(
                 id: id.clone(),
                 name: stored.name.clone(),
                 updated_at: stored.updated_at.clone(),
+                project: stored.project.clone(),
                 bucket: bucket.clone(),
                 key: stored.key.clone(),
             };

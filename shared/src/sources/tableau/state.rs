@@ -23,6 +23,8 @@ pub struct UploadState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stored {
     pub name: String,
+    #[serde(default)]
+    pub project: String,
     pub updated_at: String,
     pub key: String,
     pub size: u64,
@@ -41,6 +43,8 @@ pub struct Item {
     pub id: String,
     pub name: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub project: String,
 }
 
 /// `state/<job>/<site>/<bucket>/upload_state.json` under the control prefix.
@@ -71,6 +75,7 @@ impl UploadState {
                         item.id.clone(),
                         Stored {
                             name: item.name.clone(),
+                            project: item.project.clone(),
                             updated_at: item.updated_at.clone(),
                             key: outcome.target_key.clone().unwrap_or_default(),
                             size: outcome.bytes,

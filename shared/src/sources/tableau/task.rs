@@ -15,6 +15,10 @@ pub struct Placed {
     pub id: String,
     pub name: String,
     pub updated_at: String,
+    /// The project's path from the top (`Finance/Reports`; `Personal/<owner>` for a personal
+    /// space), to publish it back into.
+    #[serde(default)]
+    pub project: String,
     pub bucket: String,
     /// The object's key; for a download, without the extension the server decides
     /// (`.twbx` with an extract, `.twb` without).
@@ -106,8 +110,13 @@ impl KindTask for TableauTask {
             TableauTask::Refresh { .. } => Action::Refresh,
             _ => Action::MarkDeleted,
         };
-        let item =
-            Item { site: at.site.clone(), id: at.id.clone(), name: at.name.clone(), updated_at: at.updated_at.clone() };
+        let item = Item {
+            site: at.site.clone(),
+            id: at.id.clone(),
+            name: at.name.clone(),
+            updated_at: at.updated_at.clone(),
+            project: at.project.clone(),
+        };
         Outcome {
             target_key: Some(at.key.clone()),
             target_bucket: Some(at.bucket.clone()),
@@ -128,6 +137,7 @@ mod tests {
             id: "w1".into(),
             name: "Sales".into(),
             updated_at: "2026-11-01T00:00:00Z".into(),
+            project: "Reports".into(),
             bucket: "b-b-b".into(),
             key: "finance/Reports/Sales".into(),
         };

@@ -170,6 +170,40 @@ pub fn workbooks(text: &str) -> Result<Vec<Workbook>, String> {
         .collect()
 }
 
+/// An asynchronous job (`<job id progress finishCode completedAt>`). It is finished when it has
+/// `completedAt`; some servers send `finishCode` earlier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    pub id: String,
+    pub completed: bool,
+    pub finish_code: Option<String>,
+    pub notes: Vec<String>,
+}
+
+pub fn job(text: &str) -> Result<JobInfo, String> {
+    let doc = parse(text)?;
+    let job = descendant(&doc, "job").ok_or("the answer has no <job>")?;
+    let notes = job
+        .descendants()
+        .filter(|n| n.is_element() && matches!(n.tag_name().name(), "notes" | "statusNote"))
+        .filter_map(|n| attr(n, "text").or_else(|| n.text().map(|t| t.trim().to_string())))
+        .filter(|t| !t.is_empty())
+        .collect();
+    Ok(JobInfo {
+        id: required(job, "id")?,
+        completed: job.attribute("completedAt").is_some_and(|t| !t.is_empty()),
+        finish_code: attr(job, "finishCode"),
+        notes,
+    })
+}
+
+/// The upload session of a chunked publish.
+pub fn upload_session(text: &str) -> Result<String, String> {
+    let doc = parse(text)?;
+    let upload = descendant(&doc, "fileUpload").ok_or("the answer has no <fileUpload>")?;
+    required(upload, "uploadSessionId")
+}
+
 /// The error a failed call answered with, if its body is Tableau's error document.
 pub fn api_error(text: &str) -> Option<ApiError> {
     let doc = Document::parse(text).ok()?;
@@ -263,6 +297,19 @@ mod tests {
         assert!(workbooks(&fixture("workbook_get_empty.xml")).unwrap().is_empty());
         let error = api_error(&fixture("auth_sign_in_error.xml")).unwrap();
         assert_eq!(error.code, "401001");
+    }
+
+    #[test]
+    fn a_job_is_finished_by_completed_at_not_finish_code() {
+        let running = job(&fixture("workbook_publish_async.xml")).unwrap();
+        assert!(!running.completed && running.finish_code.as_deref() == Some("1"), "{running:?}");
+        assert!(!job(&fixture("job_get_by_id_inprogress.xml")).unwrap().completed);
+        let done = job(&fixture("job_get_by_id_completed.xml")).unwrap();
+        assert!(done.completed && done.notes.iter().any(|n| n.contains("notes")), "{done:?}");
+        assert_eq!(
+            upload_session(&fixture("fileupload_initialize.xml")).unwrap(),
+            "7720:170fe6b1c1c7422dadff20f944d58a52-1:0"
+        );
     }
 
     #[test]

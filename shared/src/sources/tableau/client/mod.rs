@@ -51,7 +51,7 @@ pub struct TableauClient {
     api: String,
 }
 
-fn transport(call: &str, err: impl std::fmt::Display) -> TableauError {
+pub(super) fn transport(call: &str, err: impl std::fmt::Display) -> TableauError {
     TableauError::Transport { call: call.to_string(), message: err.to_string() }
 }
 
@@ -147,7 +147,7 @@ impl Connection {
 
     /// Sends a request built by `build` (given the URL prefix of the site and the token);
     /// signs in again once if the session ended, and waits out a short 429.
-    async fn send<F>(&self, call: &str, build: F) -> Result<reqwest::Response, TableauError>
+    pub(super) async fn send<F>(&self, call: &str, build: F) -> Result<reqwest::Response, TableauError>
     where
         F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     {
@@ -278,3 +278,7 @@ impl Connection {
         }
     }
 }
+
+mod publish;
+
+pub use publish::{Job, JobState};

@@ -1,0 +1,70 @@
+//! `kind = "tableau-restore"` as the pipeline sees it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{TableauRestoreJob, TableauRestoreTask, plan, publish};
+use crate::config::{BucketName, registry::KindEntry};
+use crate::pipeline::EngineError;
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::planner::TaskSink;
+
+pub const ENTRY: KindEntry = KindEntry {
+    name: "tableau-restore",
+    about: "a tableau job's workbooks published back to a site, now or as of a past run",
+    parse: parse_spec::<TableauRestoreJob>,
+    example: include_str!("example.toml"),
+    default_concurrency: 2,
+};
+
+#[async_trait]
+impl Kind for TableauRestoreJob {
+    fn name(&self) -> &'static str {
+        ENTRY.name
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn to_value(&self) -> Value {
+        spec_value(self)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.backup.check().map_err(|(field, message)| (format!("backup.{field}"), message))
+    }
+
+    fn control_bucket(&self) -> BucketName {
+        self.backup.target.bucket.clone()
+    }
+
+    fn endpoints(&self) -> (String, String) {
+        let to_site = self.options.to_site.as_deref().unwrap_or(&self.options.site);
+        (
+            format!("s3://{}/", self.backup.target.bucket),
+            format!("{} site {to_site:?}", self.backup.source.server.as_str()),
+        )
+    }
+
+    async fn plan(&self, cx: &JobContext<'_>, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+        plan::plan(cx, self, sink).await
+    }
+
+    /// Publishes are jobs of a few seconds to minutes; each chunk stays small.
+    fn chunk_tasks(&self) -> usize {
+        10
+    }
+
+    async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
+        let tasks: Vec<TableauRestoreTask> = decode_tasks(ENTRY.name, tasks)?;
+        publish::execute(cx, self, &tasks).await
+    }
+
+    /// A publish job that has not finished in six hours has failed.
+    fn wait_limit(&self) -> Duration {
+        Duration::from_secs(6 * 3600)
+    }
+}

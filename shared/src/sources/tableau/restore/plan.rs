@@ -1,0 +1,177 @@
+//! Planning a Tableau restore: what the backup held after a run (its manifests folded: each
+//! workbook's last stored copy, removed from the server since or not), the workbooks asked for,
+//! and the version of each object that run stored.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{TableauRestoreJob, TableauRestoreTask};
+use crate::aws::s3::list_versions;
+use crate::model::{Action, Status};
+use crate::pipeline::planner::TaskSink;
+use crate::pipeline::{EngineError, JobContext};
+use crate::sources::s3::restore::select_run;
+use crate::sources::tableau::state::Item;
+use crate::store::{ControlStore, Manifest};
+
+/// A workbook as the backup held it.
+#[derive(Debug, Clone, PartialEq)]
+struct Held {
+    item: Item,
+    bucket: String,
+    key: String,
+    etag: String,
+    size: u64,
+}
+
+fn fold(manifests: &[Manifest]) -> BTreeMap<String, Held> {
+    let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    for outcome in manifests.iter().flat_map(|m| &m.tasks).filter(|o| o.status == Status::Ok) {
+        let Some(item) = outcome.item.clone().and_then(|i| serde_json::from_value::<Item>(i).ok()) else { continue };
+        let id = format!("{}/{}", item.site, item.id);
+        // A workbook removed from the server since is restored all the same: that is what a
+        // restore is for.
+        if outcome.action == Action::Copy {
+            held.insert(
+                id,
+                Held {
+                    item,
+                    bucket: outcome.target_bucket.clone().unwrap_or_default(),
+                    key: outcome.target_key.clone().unwrap_or_default(),
+                    etag: outcome.target_etag.clone().unwrap_or_default(),
+                    size: outcome.bytes,
+                },
+            );
+        }
+    }
+    held
+}
+
+/// `Default` names the default site, whose content URL is "".
+pub fn site_url(site: &str) -> &str {
+    if site.eq_ignore_ascii_case("default") { "" } else { site }
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.split('/').filter(|p| !p.is_empty()).map(str::to_string).collect()
+}
+
+/// Where under the project filter a project path falls: the part below the matched project,
+/// or `None` when it is not under it. A filter is a path from the top or one project's name.
+fn below(filter: &[String], path: &[String]) -> Option<Vec<String>> {
+    if path.starts_with(filter) {
+        return Some(path[filter.len()..].to_vec());
+    }
+    if let [name] = filter {
+        let at = path.iter().position(|p| p == name)?;
+        return Some(path[at + 1..].to_vec());
+    }
+    None
+}
+
+pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+    let options = &spec.options;
+    let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.job.control());
+    let manifests = store.manifests(&spec.backup_job).await?;
+    let Some(last) = manifests.last() else {
+        return Err(EngineError::Input(format!("job {} has no backup run to restore from", spec.backup_job)));
+    };
+    let chosen = match &options.as_of {
+        Some(as_of) => select_run(&manifests, as_of)?,
+        None => last,
+    };
+    let upto = manifests.iter().position(|m| m.run_id == chosen.run_id).expect("chosen from the list");
+    tracing::info!(run = %chosen.run_id, "restoring workbooks as of this run");
+    let site = site_url(&options.site);
+    let filter = options.project.as_deref().map(split);
+    let wanted: Vec<(Held, Vec<String>)> = fold(&manifests[..=upto])
+        .into_values()
+        .filter(|h| h.item.site == site)
+        .filter(|h| options.workbook.as_ref().is_none_or(|w| &h.item.name == w || &h.item.id == w))
+        .filter_map(|h| {
+            let path = split(&h.item.project);
+            let below = match &filter {
+                Some(filter) => below(filter, &path)?,
+                None => path.clone(),
+            };
+            let to = match &options.to_project {
+                Some(to) => [split(to), below].concat(),
+                None => path,
+            };
+            Some((h, to))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Err(EngineError::Input(format!(
+            "no workbook of site {:?}{}{} in the backup of {} as of {}",
+            options.site,
+            options.project.as_ref().map(|p| format!(", project {p:?}")).unwrap_or_default(),
+            options.workbook.as_ref().map(|w| format!(", named {w:?}")).unwrap_or_default(),
+            spec.backup_job,
+            chosen.run_id
+        )));
+    }
+    // The version each run stored, by ETag: a changed workbook is a new version of its object.
+    let mut versions: HashMap<(String, String), Option<String>> = HashMap::new();
+    let mut buckets: Vec<&str> = wanted.iter().map(|(h, _)| h.bucket.as_str()).collect();
+    buckets.sort();
+    buckets.dedup();
+    for bucket in buckets {
+        let prefix = if site.is_empty() { "" } else { site };
+        for version in list_versions(&cx.engine.clients.s3, bucket, prefix)
+            .await
+            .map_err(|e| EngineError::service(format!("ListObjectVersions on `{bucket}`"), e))?
+        {
+            versions.insert((version.key, version.etag), version.version_id);
+        }
+    }
+    let to_site = site_url(options.to_site.as_deref().unwrap_or(&options.site)).to_string();
+    for (held, project) in wanted {
+        let from =
+            format!("{}/{}/{}", if site.is_empty() { "Default" } else { site }, held.item.project, held.item.name);
+        let Some(version_id) = versions.get(&(held.key.clone(), held.etag.clone())) else {
+            let reason =
+                format!("the copy run {} stored is no longer in s3://{}/{}", chosen.run_id, held.bucket, held.key);
+            sink.push(TableauRestoreTask::Skip { from, reason }).await?;
+            continue;
+        };
+        if project.is_empty() {
+            sink.push(TableauRestoreTask::Skip {
+                from,
+                reason: "it has no project to publish into; give --to-project".into(),
+            })
+            .await?;
+            continue;
+        }
+        sink.push(TableauRestoreTask::Publish {
+            from,
+            site: to_site.clone(),
+            project,
+            name: held.item.name.clone(),
+            bucket: held.bucket,
+            key: held.key,
+            version_id: version_id.clone(),
+            size: held.size,
+            job_id: None,
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> Vec<String> {
+        split(p)
+    }
+
+    #[test]
+    fn a_project_filter_takes_the_project_and_what_is_below_it() {
+        assert_eq!(below(&path("Finance/Reports"), &path("Finance/Reports/Q1")), Some(path("Q1")));
+        assert_eq!(below(&path("Reports"), &path("Finance/Reports/Q1")), Some(path("Q1")));
+        assert_eq!(below(&path("Reports"), &path("Finance/Reports")), Some(vec![]));
+        assert_eq!(below(&path("Finance/Other"), &path("Finance/Reports")), None);
+        assert_eq!(site_url("default"), "");
+    }
+}

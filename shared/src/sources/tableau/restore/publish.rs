@@ -1,0 +1,174 @@
+//! Executing a Tableau restore: each workbook's object read from its bucket (the version the
+//! chosen run stored) and published to its site and project as a job; later looks check the
+//! job. The token's session is taken as for backups, one at a time across workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use super::{TableauRestoreJob, TableauRestoreTask};
+use crate::aws::error_text;
+use crate::model::{Outcome, Status};
+use crate::pipeline::kind::{Executed, KindTask, Step, Waiting, run_tasks};
+use crate::pipeline::slots::Slot;
+use crate::pipeline::{EngineError, JobContext};
+use crate::sources::tableau::client::{Connection, INLINE_WAIT, Job, JobState, TableauClient, TableauError};
+use crate::sources::tableau::download::session_resource;
+use crate::sources::tableau::plan::login;
+use crate::sources::tableau::xml::{Project, Workbook};
+
+const SESSION_LEASE: Duration = Duration::from_secs(15 * 60);
+const SESSION_BUSY_WAIT: Duration = Duration::from_secs(5);
+
+fn failed(task: &TableauRestoreTask, detail: impl Into<String>) -> Outcome {
+    task.outcome(Status::Failed).with_detail(detail)
+}
+
+fn all_wait(tasks: &[TableauRestoreTask], after: Duration) -> Executed {
+    let waiting = tasks
+        .iter()
+        .map(|task| Waiting {
+            task: serde_json::to_value(task).expect("tasks serialize"),
+            after,
+            abandoned: failed(task, "waited for the Tableau session or the server"),
+        })
+        .collect();
+    Executed { outcomes: vec![], waiting }
+}
+
+pub async fn execute(
+    cx: &JobContext<'_>,
+    spec: &TableauRestoreJob,
+    tasks: &[TableauRestoreTask],
+) -> Result<Executed, EngineError> {
+    let holder = format!("{}#{}", cx.run.run_id, tasks.first().map(|t| t.key()).unwrap_or_default());
+    let resource = session_resource(&spec.backup);
+    if let Some(resource) = &resource {
+        let slot = Slot { resource, limit: 1, holder: &holder, lease: SESSION_LEASE };
+        if !cx.engine.ledger.acquire_slot(&slot).await? {
+            return Ok(all_wait(tasks, SESSION_BUSY_WAIT));
+        }
+    }
+    let executed = execute_holding(cx, spec, tasks).await;
+    if let Some(resource) = &resource {
+        cx.engine.ledger.release_slot(resource, &holder).await?;
+    }
+    Ok(executed)
+}
+
+async fn execute_holding(cx: &JobContext<'_>, spec: &TableauRestoreJob, tasks: &[TableauRestoreTask]) -> Executed {
+    let all_failed = |detail: String| Executed {
+        outcomes: tasks.iter().map(|t| failed(t, detail.clone())).collect(),
+        waiting: vec![],
+    };
+    let backup = &spec.backup;
+    let login = match login(&cx.engine.clients, backup).await {
+        Ok(login) => login,
+        Err(message) => return all_failed(message),
+    };
+    let client = match TableauClient::connect(backup.source.server.as_str(), backup.source.api_version.as_deref()).await
+    {
+        Ok(client) => client,
+        Err(err) => return all_failed(err.to_string()),
+    };
+    // A restore's tasks all go to one site.
+    let site = tasks.iter().find_map(|t| match t {
+        TableauRestoreTask::Publish { site, .. } => Some(site.clone()),
+        TableauRestoreTask::Skip { .. } => None,
+    });
+    let connection = match site {
+        None => None,
+        Some(site) => match Connection::open(&client, &login, &site, INLINE_WAIT).await {
+            Ok(connection) => Some(connection),
+            Err(TableauError::Throttled { retry_after, .. }) => return all_wait(tasks, retry_after),
+            Err(err) => return all_failed(format!("cannot sign in to site {site:?}: {err}")),
+        },
+    };
+    let listed = match &connection {
+        Some(connection) => match (connection.projects().await, connection.workbooks().await) {
+            (Ok(projects), Ok(workbooks)) => Some((Arc::new(Mutex::new(projects)), Arc::new(workbooks))),
+            (Err(err), _) | (_, Err(err)) => return all_failed(format!("cannot list the site: {err}")),
+        },
+        None => None,
+    };
+    let (connection, listed) = (&connection, &listed);
+    let executed = run_tasks(cx.engine, tasks, cx.job.concurrency, |task| async move {
+        match (task, connection, listed) {
+            (TableauRestoreTask::Skip { reason, .. }, _, _) => {
+                Step::Done(task.outcome(Status::Skipped).with_detail(reason.clone()))
+            }
+            (TableauRestoreTask::Publish { .. }, Some(connection), Some((projects, workbooks))) => {
+                publish(cx, spec, connection, projects, workbooks, task).await
+            }
+            _ => Step::Done(failed(task, "no session")),
+        }
+    })
+    .await;
+    if let Some(connection) = connection {
+        connection.sign_out().await;
+    }
+    executed
+}
+
+async fn publish(
+    cx: &JobContext<'_>,
+    spec: &TableauRestoreJob,
+    connection: &Connection,
+    projects: &Mutex<Vec<Project>>,
+    workbooks: &[Workbook],
+    task: &TableauRestoreTask,
+) -> Step<TableauRestoreTask> {
+    let TableauRestoreTask::Publish { project, name, bucket, key, version_id, size, job_id, .. } = task else {
+        unreachable!("called for publishes")
+    };
+    let poll = spec.options.poll_interval.0;
+    let throttled = |err: &TableauError| match err {
+        TableauError::Throttled { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    };
+    if let Some(id) = job_id {
+        return match connection.job_state(&Job { id: id.clone() }).await {
+            Ok(JobState::Running) => Step::Wait(task.clone(), poll),
+            Ok(JobState::Succeeded) => Step::Done(task.outcome(Status::Ok).with_detail(format!(
+                "published as the restoring user (publish job {id}); set the owner on the site if it matters"
+            ))),
+            Ok(JobState::Failed(message)) => Step::Done(failed(task, message)),
+            Err(err) => match throttled(&err) {
+                Some(after) => Step::Wait(task.clone(), after),
+                None => Step::Done(failed(task, err.to_string())),
+            },
+        };
+    }
+    let project_id = {
+        let mut projects = projects.lock().await;
+        match connection.ensure_project(&mut projects, project).await {
+            Ok(id) => id,
+            Err(err) => return Step::Done(failed(task, format!("project {}: {err}", project.join("/")))),
+        }
+    };
+    if !spec.options.overwrite && Connection::existing(workbooks, name, &project_id).is_some() {
+        return Step::Done(failed(
+            task,
+            format!("a workbook {name:?} exists in project {}; not overwritten (pass --overwrite)", project.join("/")),
+        ));
+    }
+    let object =
+        match cx.engine.clients.s3.get_object().bucket(bucket).key(key).set_version_id(version_id.clone()).send().await
+        {
+            Ok(object) => object,
+            Err(err) => {
+                return Step::Done(failed(task, format!("GetObject s3://{bucket}/{key}: {}", error_text(&err))));
+            }
+        };
+    let file_name = key.rsplit('/').next().unwrap_or(key).to_string();
+    let body =
+        futures::stream::unfold(object.body, |mut body| async move { body.next().await.map(|piece| (piece, body)) });
+    match connection.publish(name, &project_id, &file_name, *size, body, spec.options.overwrite).await {
+        Ok(job) => Step::Wait(task.started(job.id), poll),
+        Err(err) => match throttled(&err) {
+            Some(after) => Step::Wait(task.clone(), after),
+            None => Step::Done(failed(task, err.to_string())),
+        },
+    }
+}

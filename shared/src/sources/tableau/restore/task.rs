@@ -1,0 +1,92 @@
+//! The tasks of a `tableau-restore`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Action, Outcome, Status};
+use crate::pipeline::kind::{KindTask, TaskClass, TaskLine};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TableauRestoreTask {
+    /// Publish one backed-up workbook (one version of its object) to a site and project; the
+    /// publish runs as a job on the server that later looks check on.
+    Publish {
+        /// What it was: `<site>/<project path>/<name>`.
+        from: String,
+        site: String,
+        project: Vec<String>,
+        name: String,
+        bucket: String,
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+        size: u64,
+        /// The server's publish job, once started.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job_id: Option<String>,
+    },
+    /// A workbook the restore leaves out, with the reason.
+    Skip { from: String, reason: String },
+}
+
+impl TableauRestoreTask {
+    /// The same publish, its job started.
+    pub fn started(&self, id: String) -> TableauRestoreTask {
+        let mut task = self.clone();
+        if let TableauRestoreTask::Publish { job_id, .. } = &mut task {
+            *job_id = Some(id);
+        }
+        task
+    }
+}
+
+impl KindTask for TableauRestoreTask {
+    fn key(&self) -> &str {
+        match self {
+            TableauRestoreTask::Publish { from, .. } | TableauRestoreTask::Skip { from, .. } => from,
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        match self {
+            TableauRestoreTask::Publish { size, .. } => *size,
+            TableauRestoreTask::Skip { .. } => 0,
+        }
+    }
+
+    fn class(&self) -> TaskClass {
+        match self {
+            TableauRestoreTask::Publish { .. } => TaskClass::Transfer,
+            TableauRestoreTask::Skip { .. } => TaskClass::Skip,
+        }
+    }
+
+    fn describe(&self) -> TaskLine {
+        match self {
+            TableauRestoreTask::Publish { from, site, project, name, size, .. } => {
+                let site = if site.is_empty() { "Default" } else { site };
+                TaskLine::new("publish", format!("{from:?}"))
+                    .bytes(*size)
+                    .tail(format!(" -> {site}/{}/{name}", project.join("/")))
+            }
+            TableauRestoreTask::Skip { from, reason } => {
+                TaskLine::new("skip", format!("{from:?}")).tail(format!(": {reason}"))
+            }
+        }
+    }
+
+    fn outcome(&self, status: Status) -> Outcome {
+        match self {
+            TableauRestoreTask::Publish { from, site, project, name, bucket, size, .. } => {
+                let site = if site.is_empty() { "Default" } else { site };
+                Outcome {
+                    target_key: Some(format!("{site}/{}/{name}", project.join("/"))),
+                    target_bucket: Some(bucket.clone()),
+                    bytes: *size,
+                    ..Outcome::new(Action::Restore, from, status)
+                }
+            }
+            TableauRestoreTask::Skip { from, .. } => Outcome::new(Action::Skip, from, status),
+        }
+    }
+}
