@@ -199,6 +199,13 @@ enum ConfigCommand {
         /// The job file (.toml, .yaml, .yml or .json).
         file: String,
     },
+    /// Read the config file of a tool Backline replaces and print the equivalent job file.
+    Import {
+        /// The tool: tableau-wb-backup2s3.
+        tool: String,
+        /// Its config file.
+        file: String,
+    },
     /// Print a commented example job file for a kind.
     Example {
         /// The job kind.
@@ -294,6 +301,30 @@ async fn restore(args: RestoreArgs) -> u8 {
     run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default()).await
 }
 
+/// `backline config import TOOL FILE`.
+fn import_config(tool: &str, file: &str) -> u8 {
+    let importer = match backline::config::registry::importer(tool) {
+        Ok(importer) => importer,
+        Err(tools) => {
+            eprintln!("error: no import from `{tool}`; Backline reads the configs of: {}", tools.join(", "));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let converted = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::Error::new(e).context(format!("{file}: cannot read")))
+        .and_then(|text| (importer.convert)(&text).map_err(|e| anyhow::anyhow!("{file}: {e}")));
+    match converted {
+        Ok(job_file) => {
+            print!("{job_file}");
+            EXIT_OK
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -338,6 +369,7 @@ async fn main() -> ExitCode {
                 EXIT_BAD_INPUT
             }
         },
+        Command::Config(ConfigCommand::Import { tool, file }) => import_config(&tool, &file),
         Command::Config(ConfigCommand::Example { kind }) => {
             let entry = backline::config::registry::lookup(&kind).expect("clap checked the kind");
             print!("{}", entry.example);

@@ -284,3 +284,21 @@ fn restore_flags_a_kind_does_not_take_are_named() {
     let stderr = text(&output).1;
     assert!(stderr.contains("`--to-bucket`") && stderr.contains("missing"), "{stderr}");
 }
+
+#[test]
+fn the_config_of_the_tool_backline_replaces_imports_into_a_valid_job_file() {
+    let original = temp_file(
+        "config.toml",
+        "[main]\nworkdir = \"/tmp/x\"\nmax_workers = 6\n[backup.sites]\ns3_bucket_name = \"my-tableau-backup\"\nexcluded_sites = [\"Sandbox\"]\n[[backup.projects]]\nsite = \"Sales\"\nprojects = [\"Marketing\"]\nbucket = \"sales-backup\"\n",
+    );
+    let output = backline(&["config", "import", "tableau-wb-backup2s3", original.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("kind = \"tableau\"") && stdout.contains("# [main] workdir"), "{stdout}");
+    let imported = temp_file("imported.toml", &stdout);
+    let output = backline(&["config", "check", imported.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output).1);
+    let output = backline(&["config", "import", "nosuchtool", original.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("tableau-wb-backup2s3"), "names the tools it knows");
+}

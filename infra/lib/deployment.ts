@@ -69,7 +69,7 @@ export interface Job {
   backup?: {
     /** `s3-restore`: the bucket backed up; `tableau-restore`: the server and its credentials. */
     source?: Job['source'];
-    target: { bucket?: string; prefix?: string; bucket_prefix?: string };
+    target?: { bucket?: string; prefix?: string; bucket_prefix?: string };
     projects?: ProjectTarget[];
   };
   options?: { to_bucket: string };
@@ -119,13 +119,17 @@ export function controlOf(job: Job): { bucket: string; prefix: string } {
 function defaultControlBucket(job: Job): string {
   switch (job.kind) {
     case 's3-restore':
+      return job.backup!.target!.bucket!;
+    // Tableau: the target bucket, or the first project's when only projects are backed up.
+    case 'tableau':
+      return job.target?.bucket ?? job.projects![0].bucket;
     case 'tableau-restore':
-      return job.backup!.target.bucket!;
+      return job.backup!.target?.bucket ?? job.backup!.projects![0].bucket;
     case 'filesystem':
       return `${job.target!.bucket_prefix}-backline`;
     case 'filesystem-restore':
-      return `${job.backup!.target.bucket_prefix}-backline`;
-    // s3 and tableau: the target bucket (for tableau, the default one, not a project's).
+      return `${job.backup!.target!.bucket_prefix}-backline`;
+    // s3: the target bucket.
     default:
       return job.target!.bucket!;
   }

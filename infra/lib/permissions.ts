@@ -110,7 +110,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
   if (job.kind === 'filesystem-restore') {
     // Reads the backup's buckets ({bucket_prefix}-*), retrieves archived files, and writes the
     // files to the worker's file system (EFS), which needs no IAM.
-    const buckets = `arn:aws:s3:::${job.backup!.target.bucket_prefix}-*`;
+    const buckets = `arn:aws:s3:::${job.backup!.target!.bucket_prefix}-*`;
     statements.push(new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [buckets] }));
     if (role === 'worker') {
       statements.push(
@@ -144,7 +144,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     // the planner finds each run's object versions, the worker reads them and signs in.
     const backup = job.backup!;
     const buckets = [
-      { bucket: backup.target.bucket!, prefix: backup.target.prefix ?? '' },
+      ...(backup.target?.bucket ? [{ bucket: backup.target.bucket, prefix: backup.target.prefix ?? '' }] : []),
       ...(backup.projects ?? []).map((p) => ({ bucket: p.bucket, prefix: p.prefix ?? '' })),
     ];
     if (role === 'planner') {
@@ -164,7 +164,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
       );
     }
   } else if (job.kind === 's3-restore') {
-    const backup = job.backup!.target.bucket!;
+    const backup = job.backup!.target!.bucket!;
     const to = job.options!.to_bucket;
     statements.push(
       new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [bucketArn(backup)] }),
@@ -179,7 +179,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
       statements.push(
         new PolicyStatement({
           actions: ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectTagging', 's3:GetObjectVersionTagging', 's3:RestoreObject'],
-          resources: [objectsArn(backup, job.backup!.target.prefix ?? '')],
+          resources: [objectsArn(backup, job.backup!.target!.prefix ?? '')],
         }),
         new PolicyStatement({
           actions: ['s3:GetObject', 's3:PutObject', 's3:PutObjectTagging', 's3:AbortMultipartUpload'],
@@ -190,8 +190,9 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
   } else if (job.kind === 'tableau') {
     // Workbooks come from the Tableau server over HTTPS (no IAM). They go to the default target
     // bucket, or to a project's own bucket ([[jobs.projects]]), each under its prefix.
+    // Without a target, only the projects are backed up.
     const targets = [
-      { bucket: job.target!.bucket!, prefix: job.target!.prefix ?? '' },
+      ...(job.target?.bucket ? [{ bucket: job.target.bucket, prefix: job.target.prefix ?? '' }] : []),
       ...(job.projects ?? []).map((p) => ({ bucket: p.bucket, prefix: p.prefix ?? '' })),
     ];
     if (role === 'planner') {

@@ -308,3 +308,19 @@ async fn workbooks_are_published_back_as_of_a_run_into_recreated_projects() {
         (Some(sha256(b"ledger v2").as_str()), Some(true))
     );
 }
+
+#[tokio::test]
+async fn without_a_target_only_the_projects_are_backed_up() {
+    let (clients, server, bucket, reports, token_env) = setup(&world()).await;
+    let mut value = serde_json::to_value(job(&server.url, &token_env, &bucket, &reports)).unwrap();
+    value.as_object_mut().unwrap().remove("target");
+    value["source"]["excluded_sites"] = json!([]);
+    let job = Job::from_value(value).unwrap();
+    assert_eq!(job.control().bucket.as_str(), reports, "the records live in the project's bucket");
+    let manifest = run(&clients, &job).await;
+    assert_eq!((manifest.counts.copied, manifest.counts.failed), (1, 0), "{:#?}", manifest.tasks);
+    assert_eq!(body(&clients, &reports, "finance/Finance/Reports/Q1/Ledger.twbx").await, b"ledger");
+    assert!(backline_tests::keys(&clients.s3, &bucket, "").await.is_empty(), "nothing of the rest of the sites");
+    let listed: Vec<String> = server.state().await["route_counts"].as_object().unwrap().keys().cloned().collect();
+    assert!(listed.iter().any(|r| r.contains("workbooks.list")), "{listed:?}");
+}

@@ -22,6 +22,22 @@ pub struct KindEntry {
     pub example: &'static str,
     /// Tasks in flight per chunk when the job does not say (`concurrency`).
     pub default_concurrency: usize,
+    /// The config of another tool this kind replaces, read into a job file
+    /// (`backline config import TOOL FILE`).
+    pub import: Option<ConfigImport>,
+}
+
+/// Reads another tool's config file and writes the equivalent Backline job file.
+pub struct ConfigImport {
+    /// The tool's name, as `backline config import` takes it.
+    pub tool: &'static str,
+    pub convert: fn(&str) -> Result<String, String>,
+}
+
+/// The importer for `tool`, and the names of all of them.
+pub fn importer(tool: &str) -> Result<&'static ConfigImport, Vec<&'static str>> {
+    let imports = || kinds().iter().filter_map(|k| k.import.as_ref());
+    imports().find(|i| i.tool == tool).ok_or_else(|| imports().map(|i| i.tool).collect())
 }
 
 pub fn kinds() -> &'static [KindEntry] {

@@ -20,6 +20,7 @@ pub const ENTRY: KindEntry = KindEntry {
     parse: parse_spec::<FilesystemJob>,
     example: include_str!("example.toml"),
     default_concurrency: DEFAULT_CONCURRENCY,
+    import: None,
 };
 
 #[async_trait]

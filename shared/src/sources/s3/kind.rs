@@ -18,6 +18,7 @@ pub const ENTRY: KindEntry = KindEntry {
     parse: parse_spec::<S3Job>,
     example: include_str!("example.toml"),
     default_concurrency: DEFAULT_CONCURRENCY,
+    import: None,
 };
 
 impl S3Job {

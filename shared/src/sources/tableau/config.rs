@@ -9,8 +9,9 @@ use crate::config::{BucketName, HumanDuration, Secret, StorageClass};
 #[serde(deny_unknown_fields)]
 pub struct TableauJob {
     pub source: TableauSource,
-    /// Where full-site backups go.
-    pub target: TableauTarget,
+    /// Where whole sites go. Without it, only the projects of `[[jobs.projects]]` are backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TableauTarget>,
     /// Projects (with their sub-projects) that go to a bucket of their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<ProjectTarget>,
@@ -135,6 +136,12 @@ impl TableauJob {
                         .into(),
                 ));
             }
+        }
+        if self.target.is_none() && self.projects.is_empty() {
+            return Err((
+                "target.bucket".into(),
+                "missing; give a target bucket for whole sites, or [[jobs.projects]] to back up only those".into(),
+            ));
         }
         if self.revisions {
             return Err((

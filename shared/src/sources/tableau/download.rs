@@ -166,7 +166,7 @@ async fn download(
         bucket: &at.bucket,
         key: &key,
         tags,
-        storage_class: spec.target.storage_class.map(|c| c.as_str()),
+        storage_class: spec.target.as_ref().and_then(|t| t.storage_class).map(|c| c.as_str()),
         content_type: "application/octet-stream",
     };
     let body = response.bytes_stream().map_err(|e| e.to_string());

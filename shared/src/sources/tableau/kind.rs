@@ -11,7 +11,8 @@ use super::restore::{TableauRestoreJob, TableauRestoreOptions};
 use super::state::{self, Item};
 use super::{TableauJob, TableauTask, download, plan};
 use crate::aws::error_text;
-use crate::config::{BucketName, Job, JobError, registry::KindEntry, restore_options};
+use crate::config::registry::{ConfigImport, KindEntry};
+use crate::config::{BucketName, Job, JobError, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
 use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
@@ -25,13 +26,24 @@ pub const ENTRY: KindEntry = KindEntry {
     example: include_str!("example.toml"),
     // Tableau serves about 20 long downloads per site; a few per worker is polite.
     default_concurrency: 4,
+    import: Some(ConfigImport { tool: super::import::TOOL, convert: super::import::import }),
 };
 
 impl TableauJob {
+    /// Where the job's records live unless `[jobs.control]` says otherwise: the target bucket,
+    /// or the first project's bucket when only projects are backed up.
+    pub fn records_bucket(&self) -> BucketName {
+        match (&self.target, self.projects.first()) {
+            (Some(target), _) => target.bucket.clone(),
+            (None, Some(project)) => project.bucket.clone(),
+            (None, None) => unreachable!("validated: a target or a project"),
+        }
+    }
+
     /// The default bucket and every project's bucket.
     pub fn buckets(&self) -> Vec<&BucketName> {
         let mut buckets: Vec<&BucketName> =
-            std::iter::once(&self.target.bucket).chain(self.projects.iter().map(|p| &p.bucket)).collect();
+            self.target.iter().map(|t| &t.bucket).chain(self.projects.iter().map(|p| &p.bucket)).collect();
         buckets.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         buckets.dedup();
         buckets
@@ -57,7 +69,7 @@ impl Kind for TableauJob {
     }
 
     fn control_bucket(&self) -> BucketName {
-        self.target.bucket.clone()
+        self.records_bucket()
     }
 
     fn endpoints(&self) -> (String, String) {

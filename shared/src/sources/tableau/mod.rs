@@ -4,6 +4,7 @@
 mod client;
 mod config;
 mod download;
+pub mod import;
 mod kind;
 mod plan;
 pub mod restore;

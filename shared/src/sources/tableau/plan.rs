@@ -56,6 +56,8 @@ pub fn chosen_sites(spec: &TableauJob, all: Vec<Site>, only: Option<&str>) -> Ve
         .filter(|site| spec.source.sites.is_empty() || spec.source.sites.iter().any(|w| matches_site(w, site)))
         .filter(|site| !spec.source.excluded_sites.iter().any(|w| matches_site(w, site)))
         .filter(|site| only.is_none_or(|w| matches_site(w, site)))
+        // Without a target for whole sites, only the sites of the projects are read.
+        .filter(|site| spec.target.is_some() || spec.projects.iter().any(|p| matches_site(&p.site, site)))
         .collect()
 }
 
@@ -110,13 +112,14 @@ fn project_target<'a>(spec: &'a TableauJob, site: &Site, path: &[String]) -> Opt
     })
 }
 
-/// A workbook's bucket, key (without extension) and project path.
+/// A workbook's bucket, key (without extension) and project path; `None` when the job backs up
+/// only some projects and this is not one of them.
 fn place(
     spec: &TableauJob,
     site: &Site,
     paths: &HashMap<String, Vec<String>>,
     workbook: &Workbook,
-) -> (String, String, String) {
+) -> Option<(String, String, String)> {
     let path: Vec<String> = match workbook.project_id.as_ref().and_then(|id| paths.get(id)) {
         Some(path) => path.clone(),
         None => match &workbook.project_name {
@@ -128,13 +131,14 @@ fn place(
     };
     let project_path = path.join("/");
     let site_dir = if site.content_url.is_empty() { "Default".to_string() } else { site.content_url.clone() };
-    let (bucket, prefix) = match project_target(spec, site, &path) {
-        Some(target) => (target.bucket.as_str().to_string(), target.prefix.clone()),
-        None => (spec.target.bucket.as_str().to_string(), spec.target.prefix.clone()),
+    let (bucket, prefix) = match (project_target(spec, site, &path), &spec.target) {
+        (Some(project), _) => (project.bucket.as_str().to_string(), project.prefix.clone()),
+        (None, Some(target)) => (target.bucket.as_str().to_string(), target.prefix.clone()),
+        (None, None) => return None,
     };
     let folders: Vec<String> = path.iter().map(|p| component(p)).collect();
     let key = format!("{prefix}{site_dir}/{}/{}", folders.join("/"), component(&workbook.name));
-    (bucket, key, project_path)
+    Some((bucket, key, project_path))
 }
 
 async fn list_site(client: &TableauClient, login: &Login, site: Site) -> Result<Listing, TableauError> {
@@ -234,9 +238,9 @@ async fn plan_site(
     let paths = project_paths(&projects);
     let mut placed: Vec<(Workbook, String, String, String)> = workbooks
         .into_iter()
-        .map(|w| {
-            let (b, k, p) = place(spec, &site, &paths, &w);
-            (w, b, k, p)
+        .filter_map(|w| {
+            let (b, k, p) = place(spec, &site, &paths, &w)?;
+            Some((w, b, k, p))
         })
         .collect();
     // Two workbooks on one key (the same name in one project, or names that only differ in
@@ -251,7 +255,7 @@ async fn plan_site(
         }
     }
     // Every bucket of the site has a state of its own.
-    let mut buckets: Vec<String> = vec![spec.target.bucket.as_str().to_string()];
+    let mut buckets: Vec<String> = spec.target.iter().map(|t| t.bucket.as_str().to_string()).collect();
     for target in spec.projects.iter().filter(|t| matches_site(&t.site, &site)) {
         buckets.push(target.bucket.as_str().to_string());
     }

@@ -17,6 +17,7 @@ pub const ENTRY: KindEntry = KindEntry {
     parse: parse_spec::<S3RestoreJob>,
     example: include_str!("example.toml"),
     default_concurrency: DEFAULT_CONCURRENCY,
+    import: None,
 };
 
 /// Deep Archive's slowest tier (Bulk) promises 48 hours; a retrieval gets twice that.

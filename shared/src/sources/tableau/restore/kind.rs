@@ -17,6 +17,7 @@ pub const ENTRY: KindEntry = KindEntry {
     parse: parse_spec::<TableauRestoreJob>,
     example: include_str!("example.toml"),
     default_concurrency: 2,
+    import: None,
 };
 
 #[async_trait]
@@ -38,15 +39,13 @@ impl Kind for TableauRestoreJob {
     }
 
     fn control_bucket(&self) -> BucketName {
-        self.backup.target.bucket.clone()
+        self.backup.records_bucket()
     }
 
     fn endpoints(&self) -> (String, String) {
         let to_site = self.options.to_site.as_deref().unwrap_or(&self.options.site);
-        (
-            format!("s3://{}/", self.backup.target.bucket),
-            format!("{} site {to_site:?}", self.backup.source.server.as_str()),
-        )
+        let from: Vec<String> = self.backup.buckets().iter().map(|b| format!("s3://{b}/")).collect();
+        (from.join(", "), format!("{} site {to_site:?}", self.backup.source.server.as_str()))
     }
 
     async fn plan(&self, cx: &JobContext<'_>, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
