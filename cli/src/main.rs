@@ -158,6 +158,9 @@ struct RestoreArgs {
     /// Tableau jobs: only this workbook (its name or id).
     #[arg(long, value_name = "NAME")]
     workbook: Option<String>,
+    /// Tableau jobs: restore this older revision (backed up with `revisions = true`).
+    #[arg(long, value_name = "N")]
+    revision: Option<u32>,
     /// Tableau jobs: publish to this site instead.
     #[arg(long, value_name = "SITE")]
     to_site: Option<String>,
@@ -250,6 +253,9 @@ fn restore_options(args: &RestoreArgs) -> serde_json::Value {
     }
     if let Some(to_project) = &args.to_project {
         options.insert("to_project".into(), to_project.as_str().into());
+    }
+    if let Some(revision) = args.revision {
+        options.insert("revision".into(), revision.into());
     }
     if let Some(days) = args.restore_days {
         options.insert("restore_days".into(), days.into());

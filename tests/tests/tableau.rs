@@ -324,3 +324,38 @@ async fn without_a_target_only_the_projects_are_backed_up() {
     let listed: Vec<String> = server.state().await["route_counts"].as_object().unwrap().keys().cloned().collect();
     assert!(listed.iter().any(|r| r.contains("workbooks.list")), "{listed:?}");
 }
+
+#[tokio::test]
+async fn older_revisions_are_backed_up_once_and_one_can_be_restored() {
+    let mut world = restore_world();
+    world["sites"][1]["workbooks"][1]["revisions"] = json!([
+        {"number": 1, "text": "misc r1"}, {"number": 2, "deleted": true}, {"number": 3, "current": true}
+    ]);
+    let (clients, server, bucket, reports, token_env) = setup(&world).await;
+    let job = finance_only(&server, &token_env, &bucket, &reports, json!({"revisions": true}));
+    let first = run(&clients, &job).await;
+    assert_eq!(
+        (first.counts.copied, first.counts.failed),
+        (4, 0),
+        "3 workbooks and 1 older revision: {:#?}",
+        first.tasks
+    );
+    assert_eq!(body(&clients, &bucket, "finance/Other/Misc.revisions/1.twbx").await, b"misc r1");
+    let keys = backline_tests::keys(&clients.s3, &bucket, "finance/Other/Misc.revisions/").await;
+    assert_eq!(keys.len(), 1, "a deleted revision has no content, the current one is the workbook: {keys:?}");
+    assert_eq!(run(&clients, &job).await.counts.copied, 0, "each revision once");
+
+    let options =
+        json!({"site": "finance", "workbook": "Misc", "revision": 1, "to_site": "drill", "poll_interval": "1s"});
+    let restored = run(&clients, &restore(&job, options)).await;
+    assert_eq!((restored.counts.copied, restored.counts.failed), (1, 0), "{:#?}", restored.tasks);
+    let state = server.state().await;
+    let misc = state["published"].as_array().unwrap().iter().find(|p| p["name"] == "Misc").unwrap().clone();
+    assert_eq!(misc["sha256"], sha256(b"misc r1"));
+    let missing =
+        job.spec.restore_job(&job, json!({"site": "finance", "workbook": "Ledger", "revision": 7})).unwrap().unwrap();
+    let Err(err) = local::run(clients.clone(), &missing, chrono::Utc::now(), false, Arc::new(NoProgress)).await else {
+        panic!("a revision not backed up is refused");
+    };
+    assert!(err.to_string().contains("revision 7 of Ledger is not in the backup"), "{err}");
+}

@@ -143,14 +143,6 @@ impl TableauJob {
                 "missing; give a target bucket for whole sites, or [[jobs.projects]] to back up only those".into(),
             ));
         }
-        if self.revisions {
-            return Err((
-                "revisions".into(),
-                "backing up old revisions is not supported yet; leave it out (the current version of every \
-                 workbook is backed up, and each change becomes a new version in the bucket)"
-                    .into(),
-            ));
-        }
         if !source.sites.is_empty() && !source.excluded_sites.is_empty() {
             return Err(("source.excluded_sites".into(), "give `sites` or `excluded_sites`, not both".into()));
         }
@@ -178,7 +170,6 @@ mod tests {
             ("username = \"u\"", "", "source.password"),
             ("token_name = \"n\"\ntoken_secret = \"env:T\"\nusername = \"u\"\npassword = \"env:P\"", "", "not both"),
             ("token_name = \"n\"\ntoken_secret = \"env:T\"\nsites = [\"a\"]\nexcluded_sites = [\"b\"]", "", "not both"),
-            ("token_name = \"n\"\ntoken_secret = \"env:T\"", "revisions = true", "not supported yet"),
             ("token_name = \"n\"\ntoken_secret = \"env:T\"\nsevrer = 1", "", "unknown field"),
         ];
         for (source, job, want) in cases {

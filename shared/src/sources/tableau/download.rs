@@ -117,7 +117,9 @@ async fn execute_site(
     let connection = &connection;
     let executed = run_tasks(cx.engine, tasks, cx.job.concurrency, |task| async move {
         match task {
-            TableauTask::Download { at, tags } => download(cx.engine, spec, connection, task, at, tags).await,
+            TableauTask::Download { at, tags, revision } => {
+                download(cx.engine, spec, connection, task, at, tags, *revision).await
+            }
             TableauTask::Refresh { at } => Step::Done(refresh(cx.engine, task, at).await),
             TableauTask::MarkDeleted { at } => Step::Done(mark_deleted(cx.engine, task, at).await),
             TableauTask::Unreadable { reason, .. } => Step::Done(failed(task, reason.clone())),
@@ -140,12 +142,13 @@ async fn download(
     task: &TableauTask,
     at: &Placed,
     tags: &[(String, String)],
+    revision: Option<u32>,
 ) -> Step<TableauTask> {
     let mut note = None;
-    let fetched = match connection.content(&at.id, spec.include_extract).await {
+    let fetched = match connection.content(&at.id, revision, spec.include_extract).await {
         Err(err) if spec.include_extract && extract_refused(&err) => {
             note = Some(format!("downloaded without its extract ({err})"));
-            connection.content(&at.id, false).await
+            connection.content(&at.id, revision, false).await
         }
         other => other,
     };

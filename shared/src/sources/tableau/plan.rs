@@ -14,7 +14,7 @@ use super::download::session_resource;
 use super::state::{self, UploadState};
 use super::tags::workbook_tags;
 use super::task::{Placed, TableauTask};
-use super::xml::{Project, Site, Workbook};
+use super::xml::{Project, Revision, Site, Workbook};
 use crate::aws::AwsClients;
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::slots::Slot;
@@ -66,6 +66,8 @@ struct Listing {
     site: Site,
     projects: Vec<Project>,
     workbooks: Vec<Workbook>,
+    /// With `revisions = true`: what the server keeps of each workbook, by id.
+    revisions: HashMap<String, Vec<Revision>>,
 }
 
 fn service(err: TableauError) -> EngineError {
@@ -141,12 +143,28 @@ fn place(
     Some((bucket, key, project_path))
 }
 
-async fn list_site(client: &TableauClient, login: &Login, site: Site) -> Result<Listing, TableauError> {
+async fn list_site(
+    client: &TableauClient,
+    login: &Login,
+    site: Site,
+    revisions: bool,
+) -> Result<Listing, TableauError> {
     let connection = Connection::open(client, login, &site.content_url, INLINE_WAIT).await?;
-    let listed = async { Ok::<_, TableauError>((connection.projects().await?, connection.workbooks().await?)) }.await;
+    let listed = async {
+        let projects = connection.projects().await?;
+        let workbooks = connection.workbooks().await?;
+        let mut kept = HashMap::new();
+        if revisions {
+            for workbook in &workbooks {
+                kept.insert(workbook.id.clone(), connection.revisions(&workbook.id).await?);
+            }
+        }
+        Ok::<_, TableauError>((projects, workbooks, kept))
+    }
+    .await;
     connection.sign_out().await;
-    let (projects, workbooks) = listed?;
-    Ok(Listing { site, projects, workbooks })
+    let (projects, workbooks, revisions) = listed?;
+    Ok(Listing { site, projects, workbooks, revisions })
 }
 
 /// How long the planner waits for workers of an earlier run to hand the token back.
@@ -222,7 +240,7 @@ async fn list_everything(
     let mut listings = Vec::with_capacity(sites.len());
     for site in sites {
         let content_url = site.content_url.clone();
-        listings.push(list_site(client, login, site).await.map_err(|e| (content_url, e)));
+        listings.push(list_site(client, login, site, spec.revisions).await.map_err(|e| (content_url, e)));
     }
     Ok(listings)
 }
@@ -234,7 +252,7 @@ async fn plan_site(
     listing: Listing,
     sink: &mut TaskSink<'_>,
 ) -> Result<(), EngineError> {
-    let Listing { site, projects, workbooks } = listing;
+    let Listing { site, projects, workbooks, revisions } = listing;
     let paths = project_paths(&projects);
     let mut placed: Vec<(Workbook, String, String, String)> = workbooks
         .into_iter()
@@ -284,13 +302,23 @@ async fn plan_site(
             stored.filter(|s| !s.deleted && s.updated_at == workbook.updated_at && s.key.starts_with(key.as_str()));
         match same {
             Some(stored) if refresh_before.is_some_and(|before| stored.stored_at < before) => {
-                sink.push(TableauTask::Refresh { at: Placed { key: stored.key.clone(), ..at } }).await?;
+                sink.push(TableauTask::Refresh { at: Placed { key: stored.key.clone(), ..at.clone() } }).await?;
             }
             Some(_) => sink.unchanged(),
             None => {
                 let tags = workbook_tags(&site.name, project_path, workbook);
-                sink.push(TableauTask::Download { at, tags }).await?;
+                sink.push(TableauTask::Download { at: at.clone(), tags, revision: None }).await?;
             }
+        }
+        // Older revisions the server keeps, each backed up once, beside the workbook.
+        let stored = states.get(bucket).and_then(|s| s.revisions.get(&workbook.id));
+        for revision in revisions.get(&workbook.id).into_iter().flatten() {
+            if revision.deleted || revision.current || stored.is_some_and(|s| s.contains_key(&revision.number)) {
+                continue;
+            }
+            let at = Placed { key: format!("{}.revisions/{}", at.key, revision.number), ..at.clone() };
+            let tags = workbook_tags(&site.name, project_path, workbook);
+            sink.push(TableauTask::Download { at, tags, revision: Some(revision.number) }).await?;
         }
     }
     for (bucket, state) in &states {

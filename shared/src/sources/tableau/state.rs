@@ -18,6 +18,9 @@ pub struct UploadState {
     pub run_id: String,
     /// By workbook id.
     pub workbooks: BTreeMap<String, Stored>,
+    /// Older revisions backed up (with `revisions = true`): by workbook id, number -> key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<String, BTreeMap<u32, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,9 @@ pub struct Item {
     pub updated_at: String,
     #[serde(default)]
     pub project: String,
+    /// Set for an older revision's download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 /// `state/<job>/<site>/<bucket>/upload_state.json` under the control prefix.
@@ -70,6 +76,10 @@ impl UploadState {
                 continue;
             }
             match outcome.action {
+                Action::Copy if item.revision.is_some() => {
+                    let key = outcome.target_key.clone().unwrap_or_default();
+                    self.revisions.entry(item.id.clone()).or_default().insert(item.revision.unwrap_or_default(), key);
+                }
                 Action::Copy => {
                     self.workbooks.insert(
                         item.id.clone(),

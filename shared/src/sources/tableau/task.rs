@@ -33,6 +33,9 @@ pub enum TableauTask {
         #[serde(flatten)]
         at: Placed,
         tags: Vec<(String, String)>,
+        /// An older revision the server keeps (with `revisions = true`), not the workbook now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<u32>,
     },
     /// Copy an unchanged workbook's object onto itself (see `refresh_after`).
     Refresh {
@@ -110,12 +113,17 @@ impl KindTask for TableauTask {
             TableauTask::Refresh { .. } => Action::Refresh,
             _ => Action::MarkDeleted,
         };
+        let revision = match self {
+            TableauTask::Download { revision, .. } => *revision,
+            _ => None,
+        };
         let item = Item {
             site: at.site.clone(),
             id: at.id.clone(),
             name: at.name.clone(),
             updated_at: at.updated_at.clone(),
             project: at.project.clone(),
+            revision,
         };
         Outcome {
             target_key: Some(at.key.clone()),
@@ -141,7 +149,7 @@ mod tests {
             bucket: "b-b-b".into(),
             key: "finance/Reports/Sales".into(),
         };
-        let task = TableauTask::Download { at, tags: vec![("WorkbookId".into(), "w1".into())] };
+        let task = TableauTask::Download { at, tags: vec![("WorkbookId".into(), "w1".into())], revision: Some(2) };
         let json = serde_json::to_value(&task).unwrap();
         assert_eq!((json["action"].as_str(), json["id"].as_str()), (Some("download"), Some("w1")));
         assert_eq!(serde_json::from_value::<TableauTask>(json).unwrap(), task);

@@ -44,6 +44,16 @@ pub struct Workbook {
     pub tags: Vec<String>,
 }
 
+/// One revision of a workbook, as `revisions` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub number: u32,
+    /// Listed, but its content is gone.
+    pub deleted: bool,
+    /// The workbook as it is now.
+    pub current: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pagination {
     pub page_number: u32,
@@ -204,6 +214,21 @@ pub fn upload_session(text: &str) -> Result<String, String> {
     required(upload, "uploadSessionId")
 }
 
+pub fn revisions(text: &str) -> Result<Vec<Revision>, String> {
+    let doc = parse(text)?;
+    doc.descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "revision")
+        .map(|n| {
+            let number = required(n, "revisionNumber")?;
+            Ok(Revision {
+                number: number.parse().map_err(|_| format!("revisionNumber {number:?} is not a number"))?,
+                deleted: n.attribute("deleted") == Some("true"),
+                current: n.attribute("current") == Some("true"),
+            })
+        })
+        .collect()
+}
+
 /// The error a failed call answered with, if its body is Tableau's error document.
 pub fn api_error(text: &str) -> Option<ApiError> {
     let doc = Document::parse(text).ok()?;
@@ -295,6 +320,9 @@ mod tests {
         assert_eq!(listed[1].tags, ["Safari", "Sample"]);
         assert_eq!(listed[0].project_name.as_deref(), Some("default"));
         assert!(workbooks(&fixture("workbook_get_empty.xml")).unwrap().is_empty());
+        let revisions = revisions(&fixture("workbook_revision.xml")).unwrap();
+        let kept: Vec<(u32, bool)> = revisions.iter().map(|r| (r.number, r.current)).collect();
+        assert_eq!(kept, [(1, false), (2, false), (3, true)]);
         let error = api_error(&fixture("auth_sign_in_error.xml")).unwrap();
         assert_eq!(error.code, "401001");
     }

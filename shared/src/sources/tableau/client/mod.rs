@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::RwLock;
 
-use super::xml::{self, Credentials, Pagination, Project, Site, Workbook};
+use super::xml::{self, Credentials, Pagination, Project, Revision, Site, Workbook};
 
 /// How Backline signs in.
 #[derive(Clone)]
@@ -249,16 +249,26 @@ impl Connection {
         self.list("workbooks", "workbooks", &[("fields", "_all_")], xml::workbooks).await
     }
 
-    /// A workbook's file as a stream, and the file name the server gives it.
+    /// The revisions the server keeps of a workbook.
+    pub async fn revisions(&self, workbook_id: &str) -> Result<Vec<Revision>, TableauError> {
+        self.list("revisions", &format!("workbooks/{workbook_id}/revisions"), &[], xml::revisions).await
+    }
+
+    /// A workbook's file (or one revision's) as a stream, and the file name the server gives it.
     pub async fn content(
         &self,
         workbook_id: &str,
+        revision: Option<u32>,
         include_extract: bool,
     ) -> Result<(reqwest::Response, Option<String>), TableauError> {
         let extract = if include_extract { "true" } else { "false" };
+        let path = match revision {
+            Some(number) => format!("workbooks/{workbook_id}/revisions/{number}/content"),
+            None => format!("workbooks/{workbook_id}/content"),
+        };
         let response = self
             .send("workbook content", |http, base| {
-                http.get(format!("{base}/workbooks/{workbook_id}/content")).query(&[("includeExtract", extract)])
+                http.get(format!("{base}/{path}")).query(&[("includeExtract", extract)])
             })
             .await?;
         let name = response

@@ -27,6 +27,10 @@ pub struct TableauRestoreOptions {
     /// Only this workbook (its name or id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workbook: Option<String>,
+    /// One older revision the backup holds (from a job with `revisions = true`), not the
+    /// workbook as it was at the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
     /// A run id, or a time: the workbooks as the backup held them after that run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_of: Option<String>,

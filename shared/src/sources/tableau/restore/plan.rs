@@ -23,27 +23,37 @@ struct Held {
     size: u64,
 }
 
-fn fold(manifests: &[Manifest]) -> BTreeMap<String, Held> {
+/// What the backup held: each workbook's last copy, and the older revisions it stored, by
+/// `<site>/<id>` (and revision number).
+fn fold(manifests: &[Manifest]) -> (BTreeMap<String, Held>, HashMap<(String, u32), Held>) {
     let mut held: BTreeMap<String, Held> = BTreeMap::new();
+    let mut revisions: HashMap<(String, u32), Held> = HashMap::new();
     for outcome in manifests.iter().flat_map(|m| &m.tasks).filter(|o| o.status == Status::Ok) {
         let Some(item) = outcome.item.clone().and_then(|i| serde_json::from_value::<Item>(i).ok()) else { continue };
         let id = format!("{}/{}", item.site, item.id);
         // A workbook removed from the server since is restored all the same: that is what a
         // restore is for.
-        if outcome.action == Action::Copy {
-            held.insert(
-                id,
-                Held {
-                    item,
-                    bucket: outcome.target_bucket.clone().unwrap_or_default(),
-                    key: outcome.target_key.clone().unwrap_or_default(),
-                    etag: outcome.target_etag.clone().unwrap_or_default(),
-                    size: outcome.bytes,
-                },
-            );
+        if outcome.action != Action::Copy {
+            continue;
+        }
+        let revision = item.revision;
+        let entry = Held {
+            item,
+            bucket: outcome.target_bucket.clone().unwrap_or_default(),
+            key: outcome.target_key.clone().unwrap_or_default(),
+            etag: outcome.target_etag.clone().unwrap_or_default(),
+            size: outcome.bytes,
+        };
+        match revision {
+            Some(number) => {
+                revisions.insert((id, number), entry);
+            }
+            None => {
+                held.insert(id, entry);
+            }
         }
     }
-    held
+    (held, revisions)
 }
 
 /// `Default` names the default site, whose content URL is "".
@@ -83,7 +93,9 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
     tracing::info!(run = %chosen.run_id, "restoring workbooks as of this run");
     let site = site_url(&options.site);
     let filter = options.project.as_deref().map(split);
-    let wanted: Vec<(Held, Vec<String>)> = fold(&manifests[..=upto])
+    let (held, revisions) = fold(&manifests[..=upto]);
+    let mut missing_revision = Vec::new();
+    let wanted: Vec<(Held, Vec<String>)> = held
         .into_values()
         .filter(|h| h.item.site == site)
         .filter(|h| options.workbook.as_ref().is_none_or(|w| &h.item.name == w || &h.item.id == w))
@@ -99,7 +111,26 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
             };
             Some((h, to))
         })
+        .filter_map(|(h, to)| match options.revision {
+            None => Some((h, to)),
+            Some(number) => match revisions.get(&(format!("{}/{}", h.item.site, h.item.id), number)) {
+                Some(revision) => Some((revision.clone(), to)),
+                None => {
+                    missing_revision.push(h.item.name.clone());
+                    None
+                }
+            },
+        })
         .collect();
+    if let Some(number) = options.revision
+        && wanted.is_empty()
+        && !missing_revision.is_empty()
+    {
+        return Err(EngineError::Input(format!(
+            "revision {number} of {} is not in the backup (back up with `revisions = true`)",
+            missing_revision.join(", ")
+        )));
+    }
     if wanted.is_empty() {
         return Err(EngineError::Input(format!(
             "no workbook of site {:?}{}{} in the backup of {} as of {}",
