@@ -53,6 +53,13 @@ impl TableauServer {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// A control read: `GET /_emulator/{path}`.
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self.http.get(format!("{}/_emulator/{path}", self.url)).send().await.expect("emulator");
+        assert!(response.status().is_success(), "GET /_emulator/{path}: {}", response.status());
+        response.json().await.expect("JSON")
+    }
+
     pub async fn delete(&self, path: &str) {
         let response = self.http.delete(format!("{}/_emulator/{path}", self.url)).send().await.expect("emulator");
         assert!(response.status().is_success(), "DELETE /_emulator/{path}: {}", response.status());

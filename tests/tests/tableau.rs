@@ -251,8 +251,16 @@ fn restore_world() -> Value {
     let big = json!({"id": "f-big", "name": "Big", "projectId": "f-q1", "ownerId": ADMIN,
                      "generate": {"size": 66 * 1024 * 1024 + 123, "seed": 5}, "updatedAt": "2026-01-03T00:00:00Z"});
     world["sites"][1]["workbooks"].as_array_mut().unwrap().push(big);
+    // Ledger's owner is a user of the drill site too; Big's is not.
+    let cassie = json!({"id": "u-cassie", "name": "cassie", "siteRole": "Creator"});
+    world["sites"][1]["users"]
+        .as_array_mut()
+        .unwrap()
+        .extend([cassie.clone(), json!({"id": "u-bob", "name": "bob", "siteRole": "Creator"})]);
+    world["sites"][1]["workbooks"][0]["ownerId"] = json!("u-cassie");
+    world["sites"][1]["workbooks"][2]["ownerId"] = json!("u-bob");
     world["sites"].as_array_mut().unwrap().push(json!({"id": "site-drill", "name": "Drill", "contentUrl": "drill",
-        "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}], "projects": [], "workbooks": []}));
+        "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}, cassie], "projects": [], "workbooks": []}));
     world
 }
 
@@ -276,7 +284,11 @@ async fn workbooks_are_published_back_as_of_a_run_into_recreated_projects() {
 
     // The Reports project as the first run held it, into the drill site: the project path is
     // created there, the 66 MB workbook goes through an upload session in parts.
-    let options = json!({"site": "finance", "project": "Reports", "as_of": first.run_id, "to_site": "drill", "poll_interval": "1s"});
+    let db_env = format!("DB_PASSWORD_{}", unique("d").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&db_env, "db-secret") };
+    let options = json!({"site": "finance", "project": "Reports", "as_of": first.run_id, "to_site": "drill", "poll_interval": "1s",
+        "connections": [{"server_address": "db.example", "username": "reader", "password": format!("env:{db_env}")}]});
     let restored = run(&clients, &restore(&job, options.clone())).await;
     assert_eq!((restored.counts.copied, restored.counts.failed), (2, 0), "{:#?}", restored.tasks);
     let state = server.state().await;
@@ -284,6 +296,20 @@ async fn workbooks_are_published_back_as_of_a_run_into_recreated_projects() {
     let ledger = published.iter().find(|p| p["name"] == "Ledger").expect("Ledger published");
     assert_eq!(ledger["siteContentUrl"], "drill");
     assert_eq!(ledger["sha256"], sha256(b"ledger"), "the version of the first run, not the latest");
+    let credentials = &ledger["connections"][0];
+    assert_eq!(
+        (credentials["serverAddress"].as_str(), credentials["credentials"]["name"].as_str()),
+        (Some("db.example"), Some("reader"))
+    );
+    assert_eq!(credentials["credentials"]["password"], "db-secret", "resolved from its reference when published");
+    let outcome =
+        |name: &str| restored.tasks.iter().find(|o| o.key.ends_with(name)).unwrap().detail.clone().unwrap_or_default();
+    assert!(outcome("/Ledger").contains("owner cassie"), "{}", outcome("/Ledger"));
+    assert!(outcome("/Big").contains("\"bob\" is not a user of this site"), "{}", outcome("/Big"));
+    let ledger_now = server.get(&format!("workbooks/drill/{}", ledger["id"].as_str().unwrap())).await;
+    assert_eq!(ledger_now["ownerId"], "u-cassie", "the original owner, found by name on the drill site");
+    let manifest_text = serde_json::to_string(&restored).unwrap();
+    assert!(!manifest_text.contains("db-secret"), "a resolved secret is never in the manifest");
     let big = published.iter().find(|p| p["name"] == "Big").expect("Big published");
     assert_eq!((big["chunked"].as_bool(), big["bytes"].as_u64()), (Some(true), Some(66 * 1024 * 1024 + 123)));
     let created: Vec<&str> =

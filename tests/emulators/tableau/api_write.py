@@ -111,3 +111,26 @@ def delete_workbook(state, req, site_id, workbook_id):
         raise not_found("404006", f"Workbook '{workbook_id}' could not be found.")
     del req.site.workbooks[workbook_id]
     return Response(204)
+
+
+def update_workbook(state, req, site_id, workbook_id):
+    """PUT a workbook: a new owner (`<owner id>`), name or showTabs, as Tableau's Update Workbook."""
+    wb = req.site.workbooks.get(workbook_id)
+    if wb is None:
+        raise not_found("404006", f"Workbook '{workbook_id}' could not be found.")
+    element = req.xml().find("workbook")
+    if element is None:
+        raise bad_request("The request body has no workbook element")
+    owner = element.find("owner")
+    if owner is not None:
+        if owner.get("id") not in req.site.users:
+            raise not_found("404002", f"User '{owner.get('id')}' could not be found.")
+        wb.owner_id = owner.get("id")
+    if element.get("name"):
+        wb.name = element.get("name")
+    if element.get("showTabs") is not None:
+        wb.show_tabs = element.get("showTabs") == "true"
+    wb.updated_at = now()
+    root = xml_out.document()
+    xml_out.workbook(root, wb, req.site, True)
+    return xml_response(root)

@@ -45,6 +45,7 @@ ROUTES = [
     ("POST", SITE + r"/workbooks", "workbooks.publish", publish.publish, True),
     ("GET", WORKBOOK, "workbooks.get", api_read.get_workbook, True),
     ("DELETE", WORKBOOK, "workbooks.delete", api_write.delete_workbook, True),
+    ("PUT", WORKBOOK, "workbooks.update", api_write.update_workbook, True),
     ("GET", WORKBOOK + r"/content", "workbooks.content", api_read.workbook_content, True),
     ("GET", WORKBOOK + r"/connections", "workbooks.connections", api_read.list_connections, True),
     ("GET", WORKBOOK + r"/revisions", "revisions.list", api_read.list_revisions, True),

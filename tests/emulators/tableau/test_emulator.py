@@ -255,3 +255,18 @@ def test_failed_job(emu):
         s.jobs.wait_for_job(job)
     assert emu.state()["published"][0]["status"] == "failed"
     assert [w.name for w in s.workbooks.filter(name="SampleWB")] == []
+
+
+def test_update_workbook_owner(emu):
+    s = pat_server(emu)
+    wb = s.workbooks.get_by_id(WB_SUPERSTORE)
+    users = {u.name: u.id for u in TSC.Pager(s.users)}
+    other = next(uid for name, uid in users.items() if uid != wb.owner_id)
+    wb.owner_id = other
+    updated = s.workbooks.update(wb)
+    assert updated.owner_id == other
+    assert s.workbooks.get_by_id(WB_SUPERSTORE).owner_id == other
+    wb.owner_id = "no-such-user"
+    with pytest.raises(ServerResponseError) as err:
+        s.workbooks.update(wb)
+    assert err.value.code == "404002"

@@ -294,6 +294,7 @@ async fn plan_site(
             name: workbook.name.clone(),
             updated_at: workbook.updated_at.clone(),
             project: project_path.clone(),
+            owner: workbook.owner_name.clone().or(workbook.owner_id.clone()).unwrap_or_default(),
             bucket: bucket.clone(),
             key: key.clone(),
         };
@@ -334,6 +335,7 @@ async fn plan_site(
                 name: stored.name.clone(),
                 updated_at: stored.updated_at.clone(),
                 project: stored.project.clone(),
+                owner: stored.owner.clone(),
                 bucket: bucket.clone(),
                 key: stored.key.clone(),
             };

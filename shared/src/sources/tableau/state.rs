@@ -28,6 +28,8 @@ pub struct Stored {
     pub name: String,
     #[serde(default)]
     pub project: String,
+    #[serde(default)]
+    pub owner: String,
     pub updated_at: String,
     pub key: String,
     pub size: u64,
@@ -48,6 +50,8 @@ pub struct Item {
     pub updated_at: String,
     #[serde(default)]
     pub project: String,
+    #[serde(default)]
+    pub owner: String,
     /// Set for an older revision's download.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u32>,
@@ -86,6 +90,7 @@ impl UploadState {
                         Stored {
                             name: item.name.clone(),
                             project: item.project.clone(),
+                            owner: item.owner.clone(),
                             updated_at: item.updated_at.clone(),
                             key: outcome.target_key.clone().unwrap_or_default(),
                             size: outcome.bytes,

@@ -19,6 +19,9 @@ pub struct Placed {
     /// space), to publish it back into.
     #[serde(default)]
     pub project: String,
+    /// The owner's name (or id, when the server did not say), to give a restore back its owner.
+    #[serde(default)]
+    pub owner: String,
     pub bucket: String,
     /// The object's key; for a download, without the extension the server decides
     /// (`.twbx` with an extract, `.twb` without).
@@ -123,6 +126,7 @@ impl KindTask for TableauTask {
             name: at.name.clone(),
             updated_at: at.updated_at.clone(),
             project: at.project.clone(),
+            owner: at.owner.clone(),
             revision,
         };
         Outcome {
@@ -146,6 +150,7 @@ mod tests {
             name: "Sales".into(),
             updated_at: "2026-11-01T00:00:00Z".into(),
             project: "Reports".into(),
+            owner: "admin".into(),
             bucket: "b-b-b".into(),
             key: "finance/Reports/Sales".into(),
         };

@@ -44,6 +44,12 @@ pub struct Workbook {
     pub tags: Vec<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+}
+
 /// One revision of a workbook, as `revisions` lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revision {
@@ -212,6 +218,14 @@ pub fn upload_session(text: &str) -> Result<String, String> {
     let doc = parse(text)?;
     let upload = descendant(&doc, "fileUpload").ok_or("the answer has no <fileUpload>")?;
     required(upload, "uploadSessionId")
+}
+
+pub fn users(text: &str) -> Result<Vec<User>, String> {
+    let doc = parse(text)?;
+    doc.descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "user")
+        .map(|n| Ok(User { id: required(n, "id")?, name: required(n, "name")? }))
+        .collect()
 }
 
 pub fn revisions(text: &str) -> Result<Vec<Revision>, String> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::RwLock;
 
-use super::xml::{self, Credentials, Pagination, Project, Revision, Site, Workbook};
+use super::xml::{self, Credentials, Pagination, Project, Revision, Site, User, Workbook};
 
 /// How Backline signs in.
 #[derive(Clone)]
@@ -249,6 +249,22 @@ impl Connection {
         self.list("workbooks", "workbooks", &[("fields", "_all_")], xml::workbooks).await
     }
 
+    pub async fn users(&self) -> Result<Vec<User>, TableauError> {
+        self.list("users", "users", &[], xml::users).await
+    }
+
+    /// Gives a workbook another owner.
+    pub async fn set_owner(&self, workbook_id: &str, user_id: &str) -> Result<(), TableauError> {
+        let body = format!("<tsRequest><workbook><owner id=\"{}\"/></workbook></tsRequest>", xml::escape(user_id));
+        self.send("update workbook", |http, base| {
+            http.put(format!("{base}/workbooks/{workbook_id}"))
+                .header(reqwest::header::CONTENT_TYPE, "application/xml")
+                .body(body.clone())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// The revisions the server keeps of a workbook.
     pub async fn revisions(&self, workbook_id: &str) -> Result<Vec<Revision>, TableauError> {
         self.list("revisions", &format!("workbooks/{workbook_id}/revisions"), &[], xml::revisions).await
@@ -291,4 +307,4 @@ impl Connection {
 
 mod publish;
 
-pub use publish::{Job, JobState};
+pub use publish::{ConnectionCredentials, Job, JobState};

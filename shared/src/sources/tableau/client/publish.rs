@@ -13,6 +13,16 @@ pub const MAX_SINGLE_PUBLISH: u64 = 64 << 20;
 const APPEND_PART: usize = 32 << 20;
 const BOUNDARY: &str = "backline-f1b7c9c55e2b4fb1d2dbb9a2e8f4a6c3";
 
+/// Credentials for a data connection of a published workbook, the password resolved.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionCredentials {
+    pub server_address: Option<String>,
+    pub server_port: Option<String>,
+    pub username: String,
+    pub password: String,
+    pub embed: bool,
+}
+
 /// A publish the server took on as a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -43,9 +53,22 @@ fn finish(body: &mut Vec<u8>) {
 
 const MULTIPART: &str = "multipart/mixed; boundary=backline-f1b7c9c55e2b4fb1d2dbb9a2e8f4a6c3";
 
-fn publish_payload(name: &str, project_id: &str) -> String {
+fn publish_payload(name: &str, project_id: &str, connections: &[ConnectionCredentials]) -> String {
+    let mut listed = String::new();
+    for c in connections {
+        let address =
+            c.server_address.as_deref().map(|a| format!(" serverAddress=\"{}\"", escape(a))).unwrap_or_default();
+        let port = c.server_port.as_deref().map(|p| format!(" serverPort=\"{}\"", escape(p))).unwrap_or_default();
+        listed.push_str(&format!(
+            "<connection{address}{port}><connectionCredentials name=\"{}\" password=\"{}\" embed=\"{}\"/></connection>",
+            escape(&c.username),
+            escape(&c.password),
+            c.embed
+        ));
+    }
+    let connections = if listed.is_empty() { String::new() } else { format!("<connections>{listed}</connections>") };
     format!(
-        "<tsRequest><workbook name=\"{}\" showTabs=\"true\"><project id=\"{}\"/></workbook></tsRequest>",
+        "<tsRequest><workbook name=\"{}\" showTabs=\"true\">{connections}<project id=\"{}\"/></workbook></tsRequest>",
         escape(name),
         escape(project_id)
     )
@@ -100,6 +123,7 @@ impl Connection {
         size: u64,
         file: S,
         overwrite: bool,
+        connections: &[ConnectionCredentials],
     ) -> Result<Job, TableauError>
     where
         S: Stream<Item = Result<B, E>> + Send,
@@ -109,7 +133,7 @@ impl Connection {
         let call = "publish workbook";
         let overwrite = if overwrite { "true" } else { "false" };
         let workbook_type = if file_name.ends_with(".twb") { "twb" } else { "twbx" };
-        let payload = publish_payload(name, project_id);
+        let payload = publish_payload(name, project_id, connections);
         let mut file = std::pin::pin!(file);
         let response = if size <= MAX_SINGLE_PUBLISH {
             let mut content = Vec::with_capacity(size as usize);
@@ -220,12 +244,20 @@ mod tests {
     #[test]
     fn multipart_bodies_have_the_parts_tableau_reads() {
         let mut body = Vec::new();
-        part(&mut body, "request_payload", None, "text/xml", publish_payload("Q1 & Q2", "p1").as_bytes());
+        let secret = ConnectionCredentials {
+            server_address: Some("db.example".into()),
+            server_port: None,
+            username: "ro".into(),
+            password: "p<w>".into(),
+            embed: true,
+        };
+        part(&mut body, "request_payload", None, "text/xml", publish_payload("Q1 & Q2", "p1", &[secret]).as_bytes());
         part(&mut body, "tableau_workbook", Some("Q1 \"x\".twbx"), "application/octet-stream", b"PK\x03\x04");
         finish(&mut body);
         let text = String::from_utf8_lossy(&body);
         assert!(text.starts_with(&format!("--{BOUNDARY}\r\nContent-Disposition: name=\"request_payload\"")));
         assert!(text.contains("name=\"Q1 &amp; Q2\""), "{text}");
+        assert!(text.contains("<connection serverAddress=\"db.example\"><connectionCredentials name=\"ro\" password=\"p&lt;w&gt;\" embed=\"true\"/></connection>"), "{text}");
         assert!(text.contains("name=\"tableau_workbook\"; filename=\"Q1 _x_.twbx\""), "{text}");
         assert!(text.ends_with(&format!("\r\n--{BOUNDARY}--\r\n")));
         assert!(MULTIPART.ends_with(BOUNDARY));

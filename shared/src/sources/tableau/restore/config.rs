@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::HumanDuration;
+use crate::config::{HumanDuration, Secret};
 use crate::sources::tableau::TableauJob;
 
 /// `kind = "tableau-restore"`: publish workbooks of the `tableau` job `backup_job` back to a site.
@@ -46,6 +46,30 @@ pub struct TableauRestoreOptions {
     /// How often a publish job is looked at.
     #[serde(default = "default_poll_interval")]
     pub poll_interval: HumanDuration,
+    /// Credentials for the workbooks' data connections (downloads never contain passwords),
+    /// each password a secret reference resolved when the workbook is published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ConnectionSecret>,
+}
+
+/// `[[jobs.options.connections]]`: credentials embedded in the published workbooks' connections.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSecret {
+    /// The database server the connection points at, as the workbook names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_port: Option<String>,
+    pub username: String,
+    pub password: Secret,
+    /// Keep the credentials in the workbook (else viewers are asked).
+    #[serde(default = "default_true")]
+    pub embed: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_poll_interval() -> HumanDuration {

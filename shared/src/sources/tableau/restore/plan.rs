@@ -182,7 +182,9 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
             key: held.key,
             version_id: version_id.clone(),
             size: held.size,
+            owner: held.item.owner.clone(),
             job_id: None,
+            project_id: None,
         })
         .await?;
     }

@@ -13,10 +13,21 @@ use crate::model::{Outcome, Status};
 use crate::pipeline::kind::{Executed, KindTask, Step, Waiting, run_tasks};
 use crate::pipeline::slots::Slot;
 use crate::pipeline::{EngineError, JobContext};
-use crate::sources::tableau::client::{Connection, INLINE_WAIT, Job, JobState, TableauClient, TableauError};
+use crate::sources::tableau::client::{
+    Connection, ConnectionCredentials, INLINE_WAIT, Job, JobState, TableauClient, TableauError,
+};
 use crate::sources::tableau::download::session_resource;
 use crate::sources::tableau::plan::login;
-use crate::sources::tableau::xml::{Project, Workbook};
+use crate::sources::tableau::xml::{Project, User, Workbook};
+
+/// What a chunk's publishes share: the site's projects (created as needed), workbooks and users,
+/// and the connection credentials, resolved.
+struct Shared {
+    projects: Mutex<Vec<Project>>,
+    workbooks: Vec<Workbook>,
+    users: Vec<User>,
+    connections: Vec<ConnectionCredentials>,
+}
 
 const SESSION_LEASE: Duration = Duration::from_secs(15 * 60);
 const SESSION_BUSY_WAIT: Duration = Duration::from_secs(5);
@@ -85,21 +96,45 @@ async fn execute_holding(cx: &JobContext<'_>, spec: &TableauRestoreJob, tasks: &
             Err(err) => return all_failed(format!("cannot sign in to site {site:?}: {err}")),
         },
     };
-    let listed = match &connection {
-        Some(connection) => match (connection.projects().await, connection.workbooks().await) {
-            (Ok(projects), Ok(workbooks)) => Some((Arc::new(Mutex::new(projects)), Arc::new(workbooks))),
-            (Err(err), _) | (_, Err(err)) => return all_failed(format!("cannot list the site: {err}")),
-        },
+    let mut connections = Vec::new();
+    for secret in &spec.options.connections {
+        match crate::secrets::resolve(&cx.engine.clients, secret.password.reference()).await {
+            Ok(password) => connections.push(ConnectionCredentials {
+                server_address: secret.server_address.clone(),
+                server_port: secret.server_port.clone(),
+                username: secret.username.clone(),
+                password,
+                embed: secret.embed,
+            }),
+            Err(message) => return all_failed(format!("connection credentials of {}: {message}", secret.username)),
+        }
+    }
+    let shared = match &connection {
+        Some(connection) => {
+            let listed = async {
+                Ok::<_, TableauError>((
+                    connection.projects().await?,
+                    connection.workbooks().await?,
+                    connection.users().await?,
+                ))
+            };
+            match listed.await {
+                Ok((projects, workbooks, users)) => {
+                    Some(Arc::new(Shared { projects: Mutex::new(projects), workbooks, users, connections }))
+                }
+                Err(err) => return all_failed(format!("cannot list the site: {err}")),
+            }
+        }
         None => None,
     };
-    let (connection, listed) = (&connection, &listed);
+    let (connection, shared) = (&connection, &shared);
     let executed = run_tasks(cx.engine, tasks, cx.job.concurrency, |task| async move {
-        match (task, connection, listed) {
+        match (task, connection, shared) {
             (TableauRestoreTask::Skip { reason, .. }, _, _) => {
                 Step::Done(task.outcome(Status::Skipped).with_detail(reason.clone()))
             }
-            (TableauRestoreTask::Publish { .. }, Some(connection), Some((projects, workbooks))) => {
-                publish(cx, spec, connection, projects, workbooks, task).await
+            (TableauRestoreTask::Publish { .. }, Some(connection), Some(shared)) => {
+                publish(cx, spec, connection, shared, task).await
             }
             _ => Step::Done(failed(task, "no session")),
         }
@@ -115,11 +150,12 @@ async fn publish(
     cx: &JobContext<'_>,
     spec: &TableauRestoreJob,
     connection: &Connection,
-    projects: &Mutex<Vec<Project>>,
-    workbooks: &[Workbook],
+    shared: &Shared,
     task: &TableauRestoreTask,
 ) -> Step<TableauRestoreTask> {
-    let TableauRestoreTask::Publish { project, name, bucket, key, version_id, size, job_id, .. } = task else {
+    let TableauRestoreTask::Publish { project, name, bucket, key, version_id, size, job_id, project_id, owner, .. } =
+        task
+    else {
         unreachable!("called for publishes")
     };
     let poll = spec.options.poll_interval.0;
@@ -130,9 +166,10 @@ async fn publish(
     if let Some(id) = job_id {
         return match connection.job_state(&Job { id: id.clone() }).await {
             Ok(JobState::Running) => Step::Wait(task.clone(), poll),
-            Ok(JobState::Succeeded) => Step::Done(task.outcome(Status::Ok).with_detail(format!(
-                "published as the restoring user (publish job {id}); set the owner on the site if it matters"
-            ))),
+            Ok(JobState::Succeeded) => {
+                let note = give_owner(connection, shared, name, project_id.as_deref(), owner).await;
+                Step::Done(task.outcome(Status::Ok).with_detail(format!("published (job {id}); {note}")))
+            }
             Ok(JobState::Failed(message)) => Step::Done(failed(task, message)),
             Err(err) => match throttled(&err) {
                 Some(after) => Step::Wait(task.clone(), after),
@@ -141,13 +178,13 @@ async fn publish(
         };
     }
     let project_id = {
-        let mut projects = projects.lock().await;
+        let mut projects = shared.projects.lock().await;
         match connection.ensure_project(&mut projects, project).await {
             Ok(id) => id,
             Err(err) => return Step::Done(failed(task, format!("project {}: {err}", project.join("/")))),
         }
     };
-    if !spec.options.overwrite && Connection::existing(workbooks, name, &project_id).is_some() {
+    if !spec.options.overwrite && Connection::existing(&shared.workbooks, name, &project_id).is_some() {
         return Step::Done(failed(
             task,
             format!("a workbook {name:?} exists in project {}; not overwritten (pass --overwrite)", project.join("/")),
@@ -164,11 +201,45 @@ async fn publish(
     let file_name = key.rsplit('/').next().unwrap_or(key).to_string();
     let body =
         futures::stream::unfold(object.body, |mut body| async move { body.next().await.map(|piece| (piece, body)) });
-    match connection.publish(name, &project_id, &file_name, *size, body, spec.options.overwrite).await {
-        Ok(job) => Step::Wait(task.started(job.id), poll),
+    match connection
+        .publish(name, &project_id, &file_name, *size, body, spec.options.overwrite, &shared.connections)
+        .await
+    {
+        Ok(job) => Step::Wait(task.started(job.id, &project_id), poll),
         Err(err) => match throttled(&err) {
             Some(after) => Step::Wait(task.clone(), after),
             None => Step::Done(failed(task, err.to_string())),
         },
+    }
+}
+
+/// Gives the published workbook its original owner when that user is on the site; says what
+/// became of the owner either way.
+async fn give_owner(
+    connection: &Connection,
+    shared: &Shared,
+    name: &str,
+    project_id: Option<&str>,
+    owner: &str,
+) -> String {
+    if owner.is_empty() {
+        return "owned by the restoring user (the backup did not record an owner)".into();
+    }
+    let Some(user) = shared.users.iter().find(|u| u.name == owner || u.id == owner) else {
+        return format!("owned by the restoring user: {owner:?} is not a user of this site");
+    };
+    let published = match connection.workbooks().await {
+        Ok(workbooks) => workbooks.into_iter().find(|w| w.name == name && w.project_id.as_deref() == project_id),
+        Err(err) => return format!("owned by the restoring user: cannot find the published workbook ({err})"),
+    };
+    let Some(published) = published else {
+        return "owned by the restoring user: the published workbook is not listed".into();
+    };
+    if published.owner_id.as_deref() == Some(user.id.as_str()) {
+        return format!("owner {owner}");
+    }
+    match connection.set_owner(&published.id, &user.id).await {
+        Ok(()) => format!("owner {owner}"),
+        Err(err) => format!("owned by the restoring user: setting owner {owner:?} failed ({err})"),
     }
 }

@@ -21,9 +21,14 @@ pub enum TableauRestoreTask {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         version_id: Option<String>,
         size: u64,
-        /// The server's publish job, once started.
+        /// The workbook's owner when it was backed up, by name, to give it back.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        owner: String,
+        /// The server's publish job, once started, and the project it publishes into.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         job_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        project_id: Option<String>,
     },
     /// A workbook the restore leaves out, with the reason.
     Skip { from: String, reason: String },
@@ -31,10 +36,11 @@ pub enum TableauRestoreTask {
 
 impl TableauRestoreTask {
     /// The same publish, its job started.
-    pub fn started(&self, id: String) -> TableauRestoreTask {
+    pub fn started(&self, id: String, project: &str) -> TableauRestoreTask {
         let mut task = self.clone();
-        if let TableauRestoreTask::Publish { job_id, .. } = &mut task {
+        if let TableauRestoreTask::Publish { job_id, project_id, .. } = &mut task {
             *job_id = Some(id);
+            *project_id = Some(project.to_string());
         }
         task
     }
