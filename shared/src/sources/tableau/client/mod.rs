@@ -307,4 +307,4 @@ impl Connection {
 
 mod publish;
 
-pub use publish::{ConnectionCredentials, Job, JobState};
+pub use publish::{ConnectionCredentials, Job, JobState, Publication};

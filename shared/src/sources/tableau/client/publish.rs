@@ -23,6 +23,18 @@ pub struct ConnectionCredentials {
     pub embed: bool,
 }
 
+/// What to publish, and how.
+#[derive(Clone, Copy)]
+pub struct Publication<'a> {
+    pub name: &'a str,
+    pub project_id: &'a str,
+    /// `Name.twbx` or `Name.twb`: the type of the file.
+    pub file_name: &'a str,
+    pub size: u64,
+    pub overwrite: bool,
+    pub connections: &'a [ConnectionCredentials],
+}
+
 /// A publish the server took on as a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
@@ -113,23 +125,15 @@ impl Connection {
         workbooks.iter().find(|w| w.name == name && w.project_id.as_deref() == Some(project_id))
     }
 
-    /// Publishes `file` (of `size` bytes) as a job: in one request when it fits, else through
-    /// an upload session in parts.
-    pub async fn publish<S, B, E>(
-        &self,
-        name: &str,
-        project_id: &str,
-        file_name: &str,
-        size: u64,
-        file: S,
-        overwrite: bool,
-        connections: &[ConnectionCredentials],
-    ) -> Result<Job, TableauError>
+    /// Publishes `file` as a job: in one request when it fits, else through an upload session
+    /// in parts.
+    pub async fn publish<S, B, E>(&self, what: &Publication<'_>, file: S) -> Result<Job, TableauError>
     where
         S: Stream<Item = Result<B, E>> + Send,
         B: AsRef<[u8]>,
         E: std::fmt::Display,
     {
+        let Publication { name, project_id, file_name, size, overwrite, connections } = *what;
         let call = "publish workbook";
         let overwrite = if overwrite { "true" } else { "false" };
         let workbook_type = if file_name.ends_with(".twb") { "twb" } else { "twbx" };

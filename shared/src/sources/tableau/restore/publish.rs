@@ -14,7 +14,7 @@ use crate::pipeline::kind::{Executed, KindTask, Step, Waiting, run_tasks};
 use crate::pipeline::slots::Slot;
 use crate::pipeline::{EngineError, JobContext};
 use crate::sources::tableau::client::{
-    Connection, ConnectionCredentials, INLINE_WAIT, Job, JobState, TableauClient, TableauError,
+    Connection, ConnectionCredentials, INLINE_WAIT, Job, JobState, Publication, TableauClient, TableauError,
 };
 use crate::sources::tableau::download::session_resource;
 use crate::sources::tableau::plan::login;
@@ -201,10 +201,15 @@ async fn publish(
     let file_name = key.rsplit('/').next().unwrap_or(key).to_string();
     let body =
         futures::stream::unfold(object.body, |mut body| async move { body.next().await.map(|piece| (piece, body)) });
-    match connection
-        .publish(name, &project_id, &file_name, *size, body, spec.options.overwrite, &shared.connections)
-        .await
-    {
+    let what = Publication {
+        name,
+        project_id: &project_id,
+        file_name: &file_name,
+        size: *size,
+        overwrite: spec.options.overwrite,
+        connections: &shared.connections,
+    };
+    match connection.publish(&what, body).await {
         Ok(job) => Step::Wait(task.started(job.id, &project_id), poll),
         Err(err) => match throttled(&err) {
             Some(after) => Step::Wait(task.clone(), after),
