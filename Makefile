@@ -12,7 +12,7 @@ EVENT ?= events/planner-request.json
 CONFIG ?= infra/backline.example.toml
 
 .PHONY: help setup setup-lambda setup-infra test emulator-test lint demo watch invoke lambdas stack-up stack-down \
-	synth infra-test deploy bench setup-bench bench-fs-plan clean
+	synth infra-test deploy bench setup-bench bench-fs-plan bench-tableau clean
 
 # Files in the filesystem planning benchmark's tree.
 N ?= 1000000
@@ -127,6 +127,12 @@ bench-fs-plan: setup ## Peak memory and time of planning a tree of N files (defa
 	cargo build --release --locked -p backline-cli
 	scripts/stack.sh up
 	source .demo/stack.env && .venv/bin/python bench/fs_plan.py $(CARGO_TARGET_DIR)/release/backline $(N) \
+		$(BENCH_DIR); rc=$$?; scripts/stack.sh down; exit $$rc
+
+bench-tableau: setup ## Tableau: requests per workbook in a no-change run (WORKBOOKS=1000), peak memory for one workbook of BIG_MIB=2048 MiB
+	cargo build --release --locked -p backline-cli
+	scripts/stack.sh up
+	source .demo/stack.env && .venv/bin/python bench/tableau.py $(CARGO_TARGET_DIR)/release/backline \
 		$(BENCH_DIR); rc=$$?; scripts/stack.sh down; exit $$rc
 
 clean: stack-down ## Remove the venv and local stack files (the cargo build stays warm)

@@ -91,14 +91,7 @@ async fn body(clients: &AwsClients, bucket: &str, key: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn sites_back_up_incrementally_with_tags_projects_and_removals() {
-    let clients = Moto::get().clients().await;
-    let server = TableauServer::start(&world()).await;
-    let (bucket, reports) = (unique("tableau"), unique("reports"));
-    create_bucket(&clients.s3, &bucket).await;
-    create_bucket(&clients.s3, &reports).await;
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let (clients, server, bucket, reports, token_env) = setup(&world()).await;
     let job = job(&server.url, &token_env, &bucket, &reports);
 
     let first = run(&clients, &job).await;
@@ -169,20 +162,9 @@ async fn sites_back_up_incrementally_with_tags_projects_and_removals() {
 
 #[tokio::test]
 async fn a_429_waits_out_retry_after_and_ts_site_name_limits_the_run() {
-    let clients = Moto::get().clients().await;
-    let server = TableauServer::start(&world()).await;
-    let (bucket, reports) = (unique("tableau"), unique("reports"));
-    create_bucket(&clients.s3, &bucket).await;
-    create_bucket(&clients.s3, &reports).await;
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
-    let mut job = job(&server.url, &token_env, &bucket, &reports);
+    let (clients, server, bucket, reports, token_env) = setup(&world()).await;
     // Only the finance site: two downloads, the first two content requests answered 429.
-    let mut value = serde_json::to_value(&job).unwrap();
-    value["source"]["sites"] = json!(["finance"]);
-    value["source"]["excluded_sites"] = json!([]);
-    job = Job::from_value(value).unwrap();
+    let job = finance_only(&server, &token_env, &bucket, &reports, json!({}));
     server.post("faults", &json!({"throttle": {"count": 2, "retry_after": 1, "path_contains": "/content"}})).await;
     let manifest = run(&clients, &job).await;
     assert_eq!((manifest.counts.copied, manifest.counts.failed), (2, 0), "{:#?}", manifest.tasks);

@@ -230,6 +230,25 @@ where
     Ok(std::sync::Arc::new(spec))
 }
 
+/// The three methods every [`Kind`] impl writes the same way, from its registry entry:
+/// `impl Kind for S3Job { kind_identity!(ENTRY); ... }`.
+#[macro_export]
+macro_rules! kind_identity {
+    ($entry:expr) => {
+        fn name(&self) -> &'static str {
+            $entry.name
+        }
+
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+
+        fn to_value(&self) -> serde_json::Value {
+            $crate::pipeline::kind::spec_value(self)
+        }
+    };
+}
+
 /// A spec's fields as JSON, for [`Kind::to_value`].
 pub fn spec_value<S: Serialize>(spec: &S) -> Value {
     serde_json::to_value(spec).expect("specs serialize")

@@ -10,7 +10,7 @@ use super::{FilesystemJob, FilesystemTask, plan, state, upload};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
 use crate::pipeline::planner::TaskSink;
 use crate::store::{ControlStore, State};
 
@@ -25,17 +25,7 @@ pub const ENTRY: KindEntry = KindEntry {
 
 #[async_trait]
 impl Kind for FilesystemJob {
-    fn name(&self) -> &'static str {
-        ENTRY.name
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn to_value(&self) -> Value {
-        spec_value(self)
-    }
+    crate::kind_identity!(ENTRY);
 
     fn validate(&self) -> Result<(), (String, String)> {
         if self.folders.is_empty() && self.roots.is_empty() {

@@ -7,7 +7,7 @@ use super::restore::{RestoreOptions, S3RestoreJob};
 use super::{S3Job, S3Task, copy, plan, verify};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
-use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, parse_spec};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{ControlStore, State};
@@ -30,17 +30,7 @@ impl S3Job {
 
 #[async_trait]
 impl Kind for S3Job {
-    fn name(&self) -> &'static str {
-        ENTRY.name
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn to_value(&self) -> Value {
-        spec_value(self)
-    }
+    crate::kind_identity!(ENTRY);
 
     fn control_bucket(&self) -> BucketName {
         self.target.bucket.clone()

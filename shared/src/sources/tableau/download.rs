@@ -14,6 +14,7 @@ use futures::TryStreamExt;
 use super::client::{Connection, Login, TableauClient, TableauError};
 use super::config::TableauJob;
 use super::plan::login;
+use super::session;
 use super::task::{Placed, TableauTask};
 use crate::aws::copy::object_tags;
 use crate::aws::error_text;
@@ -21,14 +22,8 @@ use crate::aws::s3::copy_source;
 use crate::aws::stream_upload::{Destination, PART_SIZE, stream_to_s3};
 use crate::model::{Outcome, Status};
 use crate::pipeline::kind::{Executed, KindTask, Step, Waiting, run_tasks};
-use crate::pipeline::slots::Slot;
 use crate::pipeline::{Engine, EngineError, JobContext};
 use crate::sources::s3::deleted_tags;
-
-/// How long a worker may hold the token's session before another may take it over.
-const SESSION_LEASE: Duration = Duration::from_secs(15 * 60);
-/// How soon tasks look again when another worker holds the token.
-const SESSION_BUSY_WAIT: Duration = Duration::from_secs(5);
 
 fn waiting(task: &TableauTask, after: Duration) -> Waiting {
     Waiting {
@@ -42,28 +37,15 @@ fn failed(task: &TableauTask, detail: impl Into<String>) -> Outcome {
     task.outcome(Status::Failed).with_detail(detail)
 }
 
-/// The slot of a personal access token: one session across every worker.
-pub(super) fn session_resource(spec: &TableauJob) -> Option<String> {
-    spec.source.token_name.as_ref().map(|name| format!("tableau-token#{}#{name}", spec.source.server.as_str()))
-}
-
 pub async fn execute(cx: &JobContext<'_>, spec: &TableauJob, tasks: &[TableauTask]) -> Result<Executed, EngineError> {
     let holder = format!("{}#{}", cx.run.run_id, tasks.first().map(|t| t.key()).unwrap_or_default());
-    let resource = session_resource(spec);
-    if let Some(resource) = &resource {
-        let slot = Slot { resource, limit: 1, holder: &holder, lease: SESSION_LEASE };
-        if !cx.engine.ledger.acquire_slot(&slot).await? {
-            tracing::info!(tasks = tasks.len(), "another worker holds the Tableau session; waiting");
-            return Ok(Executed {
-                outcomes: vec![],
-                waiting: tasks.iter().map(|t| waiting(t, SESSION_BUSY_WAIT)).collect(),
-            });
-        }
-    }
+    let Some(session) = session::take(cx, spec, holder, None).await? else {
+        tracing::info!(tasks = tasks.len(), "another worker holds the Tableau session; waiting");
+        let waiting = tasks.iter().map(|t| waiting(t, session::BUSY_WAIT)).collect();
+        return Ok(Executed { outcomes: vec![], waiting });
+    };
     let executed = execute_holding(cx, spec, tasks).await;
-    if let Some(resource) = &resource {
-        cx.engine.ledger.release_slot(resource, &holder).await?;
-    }
+    session.give_back(cx).await?;
     Ok(executed)
 }
 

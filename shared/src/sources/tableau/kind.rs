@@ -15,7 +15,7 @@ use crate::config::registry::{ConfigImport, KindEntry};
 use crate::config::{BucketName, Job, JobError, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
 use crate::pipeline::planner::TaskSink;
 use crate::store::ControlStore;
 
@@ -52,17 +52,7 @@ impl TableauJob {
 
 #[async_trait]
 impl Kind for TableauJob {
-    fn name(&self) -> &'static str {
-        ENTRY.name
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn to_value(&self) -> Value {
-        spec_value(self)
-    }
+    crate::kind_identity!(ENTRY);
 
     fn validate(&self) -> Result<(), (String, String)> {
         self.check()

@@ -8,6 +8,7 @@ pub mod import;
 mod kind;
 mod plan;
 pub mod restore;
+mod session;
 mod state;
 mod tags;
 mod task;

@@ -10,14 +10,13 @@ use chrono::Utc;
 
 use super::client::{Connection, INLINE_WAIT, Login, TableauClient, TableauError};
 use super::config::{ProjectTarget, TableauJob};
-use super::download::session_resource;
+use super::session;
 use super::state::{self, UploadState};
 use super::tags::workbook_tags;
 use super::task::{Placed, TableauTask};
 use super::xml::{Project, Revision, Site, Workbook};
 use crate::aws::AwsClients;
 use crate::pipeline::planner::TaskSink;
-use crate::pipeline::slots::Slot;
 use crate::pipeline::{EngineError, JobContext};
 use crate::store::ControlStore;
 
@@ -175,15 +174,9 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauJob, sink: &mut TaskSink<'_
     let client = TableauClient::connect(spec.source.server.as_str(), spec.source.api_version.as_deref())
         .await
         .map_err(service)?;
-    let resource = session_resource(spec);
-    let holder = format!("{}#plan", cx.run.run_id);
-    if let Some(resource) = &resource {
-        take_session(cx, resource, &holder).await?;
-    }
+    let session = take_session(cx, spec).await?;
     let listings = list_everything(spec, &client, &login).await;
-    if let Some(resource) = &resource {
-        cx.engine.ledger.release_slot(resource, &holder).await?;
-    }
+    session.give_back(cx).await?;
     let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.job.control());
     for listing in listings? {
         match listing {
@@ -198,10 +191,13 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauJob, sink: &mut TaskSink<'_
 }
 
 /// Waits until no worker holds the token's session (a run before this one may still be busy).
-async fn take_session(cx: &JobContext<'_>, resource: &str, holder: &str) -> Result<(), EngineError> {
+async fn take_session(cx: &JobContext<'_>, spec: &TableauJob) -> Result<session::Held, EngineError> {
     let deadline = tokio::time::Instant::now() + PLANNER_SLOT_WAIT;
-    let slot = Slot { resource, limit: 1, holder, lease: PLANNER_SLOT_WAIT };
-    while !cx.engine.ledger.acquire_slot(&slot).await? {
+    loop {
+        let holder = format!("{}#plan", cx.run.run_id);
+        if let Some(held) = session::take(cx, spec, holder, Some(PLANNER_SLOT_WAIT)).await? {
+            return Ok(held);
+        }
         if tokio::time::Instant::now() >= deadline {
             return Err(EngineError::service(
                 "Tableau sign-in",
@@ -210,7 +206,6 @@ async fn take_session(cx: &JobContext<'_>, resource: &str, holder: &str) -> Resu
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    Ok(())
 }
 
 type SiteListing = Result<Listing, (String, TableauError)>;

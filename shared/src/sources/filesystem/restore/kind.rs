@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{FilesystemRestoreJob, FilesystemRestoreTask, download, plan};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, registry::KindEntry};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
 use crate::pipeline::planner::TaskSink;
 use crate::sources::s3::restore::ARCHIVE_WAIT_LIMIT;
 
@@ -23,17 +23,7 @@ pub const ENTRY: KindEntry = KindEntry {
 
 #[async_trait]
 impl Kind for FilesystemRestoreJob {
-    fn name(&self) -> &'static str {
-        ENTRY.name
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn to_value(&self) -> Value {
-        spec_value(self)
-    }
+    crate::kind_identity!(ENTRY);
 
     fn control_bucket(&self) -> BucketName {
         self.backup.target.control_bucket()

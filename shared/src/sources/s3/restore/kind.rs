@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{S3RestoreJob, S3RestoreTask, execute, plan};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, registry::KindEntry};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
 use crate::pipeline::planner::TaskSink;
 
 pub const ENTRY: KindEntry = KindEntry {
@@ -25,17 +25,7 @@ pub const ARCHIVE_WAIT_LIMIT: Duration = Duration::from_secs(96 * 3600);
 
 #[async_trait]
 impl Kind for S3RestoreJob {
-    fn name(&self) -> &'static str {
-        ENTRY.name
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn to_value(&self) -> Value {
-        spec_value(self)
-    }
+    crate::kind_identity!(ENTRY);
 
     fn control_bucket(&self) -> BucketName {
         self.backup.target.bucket.clone()

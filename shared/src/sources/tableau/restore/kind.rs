@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::{TableauRestoreJob, TableauRestoreTask, plan, publish};
 use crate::config::{BucketName, registry::KindEntry};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec, spec_value};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
 use crate::pipeline::planner::TaskSink;
 
 pub const ENTRY: KindEntry = KindEntry {
@@ -22,17 +22,7 @@ pub const ENTRY: KindEntry = KindEntry {
 
 #[async_trait]
 impl Kind for TableauRestoreJob {
-    fn name(&self) -> &'static str {
-        ENTRY.name
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn to_value(&self) -> Value {
-        spec_value(self)
-    }
+    crate::kind_identity!(ENTRY);
 
     fn validate(&self) -> Result<(), (String, String)> {
         self.backup.check().map_err(|(field, message)| (format!("backup.{field}"), message))

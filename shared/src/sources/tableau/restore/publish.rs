@@ -11,13 +11,12 @@ use super::{TableauRestoreJob, TableauRestoreTask};
 use crate::aws::error_text;
 use crate::model::{Outcome, Status};
 use crate::pipeline::kind::{Executed, KindTask, Step, Waiting, run_tasks};
-use crate::pipeline::slots::Slot;
 use crate::pipeline::{EngineError, JobContext};
 use crate::sources::tableau::client::{
     Connection, ConnectionCredentials, INLINE_WAIT, Job, JobState, Publication, TableauClient, TableauError,
 };
-use crate::sources::tableau::download::session_resource;
 use crate::sources::tableau::plan::login;
+use crate::sources::tableau::session;
 use crate::sources::tableau::xml::{Project, User, Workbook};
 
 /// What a chunk's publishes share: the site's projects (created as needed), workbooks and users,
@@ -28,9 +27,6 @@ struct Shared {
     users: Vec<User>,
     connections: Vec<ConnectionCredentials>,
 }
-
-const SESSION_LEASE: Duration = Duration::from_secs(15 * 60);
-const SESSION_BUSY_WAIT: Duration = Duration::from_secs(5);
 
 fn failed(task: &TableauRestoreTask, detail: impl Into<String>) -> Outcome {
     task.outcome(Status::Failed).with_detail(detail)
@@ -54,17 +50,11 @@ pub async fn execute(
     tasks: &[TableauRestoreTask],
 ) -> Result<Executed, EngineError> {
     let holder = format!("{}#{}", cx.run.run_id, tasks.first().map(|t| t.key()).unwrap_or_default());
-    let resource = session_resource(&spec.backup);
-    if let Some(resource) = &resource {
-        let slot = Slot { resource, limit: 1, holder: &holder, lease: SESSION_LEASE };
-        if !cx.engine.ledger.acquire_slot(&slot).await? {
-            return Ok(all_wait(tasks, SESSION_BUSY_WAIT));
-        }
-    }
+    let Some(session) = session::take(cx, &spec.backup, holder, None).await? else {
+        return Ok(all_wait(tasks, session::BUSY_WAIT));
+    };
     let executed = execute_holding(cx, spec, tasks).await;
-    if let Some(resource) = &resource {
-        cx.engine.ledger.release_slot(resource, &holder).await?;
-    }
+    session.give_back(cx).await?;
     Ok(executed)
 }
 
