@@ -459,3 +459,50 @@ async fn a_tableau_backup_runs_through_the_three_handlers_and_waits_out_a_429_in
     let state = server.state().await;
     assert_eq!(state["session_conflicts"], 0, "{state}");
 }
+
+#[tokio::test]
+async fn a_tableau_restore_request_publishes_through_the_handlers() {
+    let admin = "5de011f8-5aa9-4d5b-b991-f462c8dd6bb7";
+    let world = json!({
+        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
+        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
+                   "users": [{"id": admin, "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+                   "projects": [{"id": "p", "name": "Sales", "parentProjectId": null}],
+                   "workbooks": [{"id": "w1", "name": "Plan", "projectId": "p", "ownerId": admin, "text": "the plan"}]}]
+    });
+    let server = backline_tests::tableau::TableauServer::start(&world).await;
+    let bucket = unique("tableau");
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("r").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let config = std::env::temp_dir().join(format!("{}.toml", unique("tableau-jobs")));
+    std::fs::write(
+        &config,
+        format!(
+            "[[jobs]]\nname = \"tb\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"{}\"\napi_version = \"3.19\"\ntoken_name = \"backline\"\ntoken_secret = \"env:{token_env}\"\n[jobs.target]\nbucket = \"{bucket}\"\n",
+            server.url
+        ),
+    )
+    .unwrap();
+    let stack = stack_with_config(&config.display().to_string()).await;
+    create_bucket(&stack.clients.s3, &bucket).await;
+    plan(&stack, json!({"job": "tb", "time": "2026-11-22T16:00:00Z"})).await;
+    assert_eq!(drive(&stack).await, 1, "the backup finished");
+    server.delete("workbooks/default/w1").await;
+
+    // The workbook is gone from the server; the restore publishes it back as a job, which a
+    // later delivery of the chunk finds finished.
+    let request =
+        json!({"restore": {"job": "tb", "site": "Default", "poll_interval": "1s"}, "time": "2026-11-22T17:00:00Z"});
+    plan(&stack, request).await;
+    let mut rounds = 0;
+    while drive(&stack).await == 0 {
+        rounds += 1;
+        assert!(rounds <= 10, "the restore did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    assert!(rounds >= 1, "the publish job was looked at again through the queue");
+    let state = server.state().await;
+    let published = &state["published"][0];
+    assert_eq!((published["name"].as_str(), published["status"].as_str()), (Some("Plan"), Some("done")), "{state}");
+}

@@ -367,3 +367,23 @@ async fn older_revisions_are_backed_up_once_and_one_can_be_restored() {
     };
     assert!(err.to_string().contains("revision 7 of Ledger is not in the backup"), "{err}");
 }
+
+#[tokio::test]
+async fn a_site_that_cannot_be_read_fails_its_workbooks_not_the_run() {
+    let (clients, server, bucket, reports, token_env) = setup(&world()).await;
+    server
+        .post(
+            "faults",
+            &json!({"error": {"count": null, "status": 500, "path_contains": "/sites/site-finance/workbooks"}}),
+        )
+        .await;
+    let job = job(&server.url, &token_env, &bucket, &reports);
+    let manifest = run(&clients, &job).await;
+    assert_eq!(manifest.counts.copied, 105, "the Default site is backed up: {:#?}", manifest.counts);
+    let failed: Vec<_> = manifest.tasks.iter().filter(|o| o.status == Status::Failed).collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].key.contains("finance") && failed[0].detail.as_deref().unwrap_or("").contains("500"),
+        "{failed:?}"
+    );
+}
