@@ -387,3 +387,26 @@ async fn a_site_that_cannot_be_read_fails_its_workbooks_not_the_run() {
         "{failed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_backup_under_a_prefix_restores_and_a_moved_workbook_is_downloaded_again() {
+    let (clients, server, bucket, reports, token_env) = setup(&restore_world()).await;
+    let mut value = serde_json::to_value(finance_only(&server, &token_env, &bucket, &reports, json!({}))).unwrap();
+    value["target"]["prefix"] = json!("tableau/");
+    value["projects"][0]["prefix"] = json!("reports/");
+    let job = Job::from_value(value).unwrap();
+    assert_eq!(run(&clients, &job).await.counts.copied, 3);
+    assert_eq!(body(&clients, &bucket, "tableau/finance/Other/Misc.twbx").await, b"misc");
+
+    // Misc moves from Other into Finance, its updatedAt unchanged: it is backed up at its new key.
+    server.post("workbooks", &json!({"site": "finance", "workbook": {"id": "f2", "projectId": "f-fin"}})).await;
+    let moved = run(&clients, &job).await;
+    assert_eq!(moved.counts.copied, 1, "{:#?}", moved.tasks);
+    assert_eq!(body(&clients, &bucket, "tableau/finance/Finance/Misc.twbx").await, b"misc");
+
+    let options = json!({"site": "finance", "workbook": "Ledger", "to_site": "drill", "poll_interval": "1s"});
+    let restored = run(&clients, &restore(&job, options)).await;
+    assert_eq!((restored.counts.copied, restored.counts.skipped), (1, 0), "{:#?}", restored.tasks);
+    let state = server.state().await;
+    assert!(state["published"].as_array().unwrap().iter().any(|p| p["name"] == "Ledger"), "{state}");
+}

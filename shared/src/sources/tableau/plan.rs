@@ -294,8 +294,11 @@ async fn plan_site(
             key: key.clone(),
         };
         let stored = states.get(bucket).and_then(|s| s.workbooks.get(&workbook.id));
-        let same =
-            stored.filter(|s| !s.deleted && s.updated_at == workbook.updated_at && s.key.starts_with(key.as_str()));
+        // The same workbook at the same place: its stored key is this key with the extension the
+        // server gave it (a workbook that moved gets a key of its own).
+        let at_key =
+            |stored: &str| stored.strip_suffix(".twbx").or_else(|| stored.strip_suffix(".twb")) == Some(key.as_str());
+        let same = stored.filter(|s| !s.deleted && s.updated_at == workbook.updated_at && at_key(&s.key));
         match same {
             Some(stored) if refresh_before.is_some_and(|before| stored.stored_at < before) => {
                 sink.push(TableauTask::Refresh { at: Placed { key: stored.key.clone(), ..at.clone() } }).await?;

@@ -64,7 +64,9 @@ async fn failure(call: &str, response: reqwest::Response) -> TableauError {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(30);
+            .unwrap_or(30)
+            // `Retry-After: 0` would make waiting it out in place a busy loop.
+            .max(1);
         return TableauError::Throttled { call: call.to_string(), retry_after: Duration::from_secs(retry_after) };
     }
     let body = response.text().await.unwrap_or_default();

@@ -141,16 +141,15 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
             chosen.run_id
         )));
     }
-    // The version each run stored, by ETag: a changed workbook is a new version of its object.
+    // The version each run stored, found by its ETag among the versions of that very key (a
+    // changed workbook is a new version of its object; keys may carry the job's prefix).
     let mut versions: HashMap<(String, String), Option<String>> = HashMap::new();
-    let mut buckets: Vec<&str> = wanted.iter().map(|(h, _)| h.bucket.as_str()).collect();
-    buckets.sort();
-    buckets.dedup();
-    for bucket in buckets {
-        let prefix = if site.is_empty() { "" } else { site };
-        for version in list_versions(&cx.engine.clients.s3, bucket, prefix)
+    for (held, _) in &wanted {
+        for version in list_versions(&cx.engine.clients.s3, &held.bucket, &held.key)
             .await
-            .map_err(|e| EngineError::service(format!("ListObjectVersions on `{bucket}`"), e))?
+            .map_err(|e| EngineError::service(format!("ListObjectVersions on `{}`", held.bucket), e))?
+            .into_iter()
+            .filter(|v| v.key == held.key)
         {
             versions.insert((version.key, version.etag), version.version_id);
         }
