@@ -28,8 +28,9 @@ pub fn exit_code(err: &backline::EngineError) -> u8 {
 #[command(
     name = "backline",
     version,
-    about = "Incremental, verifiable backups of S3 buckets, folders and Tableau workbooks into S3.",
-    long_about = "Incremental, verifiable backups of S3 buckets, folders and Tableau workbooks into S3.\n\n\
+    about = "Incremental, verifiable backups of S3 buckets, folders, Tableau workbooks and QuickSight into S3.",
+    long_about = "Incremental, verifiable backups of S3 buckets, folders, Tableau workbooks and QuickSight\n\
+        (users into DynamoDB, assets as bundles) into S3.\n\n\
         The same planner, workers and finalizer that run on AWS Lambda run here in one process.\n\
         AWS access comes from the standard environment: credentials chain, AWS_REGION, and\n\
         AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for local servers.\n\n\
@@ -48,7 +49,7 @@ enum Command {
     Run(RunArgs),
     /// Show what a run would do, writing nothing (same as `run --dry-run`).
     Plan(JobArgs),
-    /// Restore a job's backup (into a bucket, into folders, or back to a Tableau site), now or
+    /// Restore a job's backup (into a bucket, into folders, back to a Tableau site or QuickSight), now or
     /// as it was after a past run.
     Restore(Box<RestoreArgs>),
     /// Compare a job's source with its backup and report drift, writing nothing.
@@ -97,6 +98,13 @@ struct RunArgs {
     /// TS_SITE_NAME.
     #[arg(long, value_name = "NAME", env = "TS_SITE_NAME")]
     site: Option<String>,
+    /// QuickSight jobs: what to back up this time, instead of the job's `mode`.
+    #[arg(long, value_parser = ["full", "users-only", "assets-only"])]
+    mode: Option<String>,
+    /// Also write each run's manifest and report here, as
+    /// backup_manifest_YYYYMMDD_HHMMSS.json and backup_report_YYYYMMDD_HHMMSS.txt.
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -167,6 +175,26 @@ struct RestoreArgs {
     /// Tableau jobs: publish under this project path instead of the original one.
     #[arg(long, value_name = "PATH")]
     to_project: Option<String>,
+    /// QuickSight jobs: the day whose backup to restore (default: the day of the last run).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: Option<String>,
+    /// QuickSight jobs: restore groups, users and memberships (with neither --users nor
+    /// --assets: both).
+    #[arg(long)]
+    users: bool,
+    /// QuickSight jobs: import the asset bundles.
+    #[arg(long)]
+    assets: bool,
+    /// QuickSight jobs: only these (users/NAME, groups/NAME, dashboards/ID, datasets/ID, ...).
+    #[arg(long, value_name = "TYPE/ID", num_args = 1..)]
+    only: Vec<String>,
+    /// QuickSight jobs: restore into this account instead.
+    #[arg(long, value_name = "ID")]
+    to_account: Option<String>,
+    /// QuickSight jobs: import assets into this region instead (and, with --to-account, make
+    /// users and groups there).
+    #[arg(long, value_name = "REGION")]
+    to_region: Option<String>,
     /// Print the plan and write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -204,7 +232,7 @@ enum ConfigCommand {
     },
     /// Read the config file of a tool Backline replaces and print the equivalent job file.
     Import {
-        /// The tool: tableau-wb-backup2s3.
+        /// The tool: tableau-wb-backup2s3 or quicksight-backup.
         tool: String,
         /// Its config file.
         file: String,
@@ -232,7 +260,7 @@ fn init_logging(verbose: u8) {
 /// given (and the flags' defaults), so each kind's options name what it does not take.
 fn restore_options(args: &RestoreArgs) -> serde_json::Value {
     let mut options = serde_json::Map::new();
-    let given: [(&str, Option<&str>); 12] = [
+    let given: [(&str, Option<&str>); 15] = [
         ("to_bucket", args.to_bucket.as_deref()),
         ("to_dir", args.to.as_deref()),
         ("to_prefix", args.to_prefix.as_deref()),
@@ -245,6 +273,9 @@ fn restore_options(args: &RestoreArgs) -> serde_json::Value {
         ("project", args.project.as_deref()),
         ("workbook", args.workbook.as_deref()),
         ("to_site", args.to_site.as_deref()),
+        ("date", args.date.as_deref()),
+        ("to_account", args.to_account.as_deref()),
+        ("to_region", args.to_region.as_deref()),
     ];
     for (name, value) in given {
         if let Some(value) = value {
@@ -257,6 +288,9 @@ fn restore_options(args: &RestoreArgs) -> serde_json::Value {
     if let Some(revision) = args.revision {
         options.insert("revision".into(), revision.into());
     }
+    if !args.only.is_empty() {
+        options.insert("only".into(), args.only.clone().into());
+    }
     if let Some(days) = args.restore_days {
         options.insert("restore_days".into(), days.into());
     }
@@ -264,6 +298,8 @@ fn restore_options(args: &RestoreArgs) -> serde_json::Value {
         ("include_deleted", args.include_deleted),
         ("allow_existing", args.allow_existing),
         ("overwrite", args.overwrite),
+        ("users", args.users),
+        ("assets", args.assets),
     ] {
         if on {
             options.insert(flag.to_string(), true.into());
@@ -304,7 +340,7 @@ async fn restore(args: RestoreArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default()).await
+    run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default(), None).await
 }
 
 /// `backline config import TOOL FILE`.
@@ -342,11 +378,23 @@ async fn main() -> ExitCode {
                 unsafe { std::env::set_var("TS_SITE_NAME", site) };
             }
             let options = backline::pipeline::EngineOptions { state_cache: args.cache, reset_state: args.reset };
-            run::run(&args.job.config, args.job.job.as_deref(), args.dry_run, !args.no_progress, options).await
+            let overrides: Vec<(&str, serde_json::Value)> =
+                args.mode.iter().map(|mode| ("mode", mode.as_str().into())).collect();
+            match run::load_jobs(&args.job.config, args.job.job.as_deref())
+                .and_then(|jobs| run::with_overrides(jobs, &overrides))
+            {
+                Ok(jobs) => {
+                    run::run_jobs(jobs, args.dry_run, !args.no_progress, options, args.output_dir.as_deref()).await
+                }
+                Err(code) => code,
+            }
         }
         Command::Plan(args) => {
             init_logging(args.verbose);
-            run::run(&args.config, args.job.as_deref(), true, false, Default::default()).await
+            match run::load_jobs(&args.config, args.job.as_deref()) {
+                Ok(jobs) => run::run_jobs(jobs, true, false, Default::default(), None).await,
+                Err(code) => code,
+            }
         }
         Command::Restore(args) => {
             init_logging(args.verbose);

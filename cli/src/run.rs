@@ -1,11 +1,14 @@
 //! `backline run` and `backline plan`: run jobs in this process and print what happened.
 
+use std::path::Path;
 use std::sync::Arc;
+
+use anyhow::Context;
 
 use backline::aws::AwsClients;
 use backline::pipeline::planner::PlanSummary;
 use backline::pipeline::{EngineOptions, local};
-use backline::store::{Manifest, report_url};
+use backline::store::{Manifest, render_report, report_url};
 use backline::{Config, Job};
 
 use indicatif::HumanBytes;
@@ -31,15 +34,42 @@ pub fn load_jobs(file: &str, job: Option<&str>) -> Result<Vec<Job>, u8> {
     }
 }
 
-pub async fn run(file: &str, job: Option<&str>, dry_run: bool, progress: bool, options: EngineOptions) -> u8 {
-    match load_jobs(file, job) {
-        Ok(jobs) => run_jobs(jobs, dry_run, progress, options).await,
-        Err(code) => code,
+/// `jobs` with the fields of `overrides` replaced (`--mode`) in each job whose kind has them;
+/// an error when no job has one.
+pub fn with_overrides(jobs: Vec<Job>, overrides: &[(&str, serde_json::Value)]) -> Result<Vec<Job>, u8> {
+    let mut jobs = jobs;
+    for (field, value) in overrides {
+        let mut applied = false;
+        for job in &mut jobs {
+            match job.with_field(field, value.clone()) {
+                Ok(changed) => {
+                    *job = changed;
+                    applied = true;
+                }
+                Err(err) if err.contains("have no") => {}
+                Err(err) => {
+                    eprintln!("error: job {}: --{}: {err}", job.name, field.replace('_', "-"));
+                    return Err(EXIT_BAD_INPUT);
+                }
+            }
+        }
+        if !applied {
+            let kinds: Vec<&str> = jobs.iter().map(|j| j.spec.kind()).collect();
+            eprintln!("error: --{} applies to none of the jobs run ({})", field.replace('_', "-"), kinds.join(", "));
+            return Err(EXIT_BAD_INPUT);
+        }
     }
+    Ok(jobs)
 }
 
 /// Runs jobs one after another in this process; the exit code is the worst of them.
-pub async fn run_jobs(jobs: Vec<Job>, dry_run: bool, progress: bool, options: EngineOptions) -> u8 {
+pub async fn run_jobs(
+    jobs: Vec<Job>,
+    dry_run: bool,
+    progress: bool,
+    options: EngineOptions,
+    output_dir: Option<&Path>,
+) -> u8 {
     let clients = AwsClients::from_env().await;
     let mut worst = EXIT_OK;
     for job in &jobs {
@@ -50,7 +80,16 @@ pub async fn run_jobs(jobs: Vec<Job>, dry_run: bool, progress: bool, options: En
         bar.finish();
         let code = match result {
             Ok(run) => match &run.manifest {
-                Some(manifest) => print_manifest(&run.plan, manifest, job),
+                Some(manifest) => {
+                    let code = print_manifest(&run.plan, manifest, job);
+                    match output_dir.map(|dir| write_records(dir, manifest)) {
+                        Some(Err(err)) => {
+                            eprintln!("error: {err:#}");
+                            code.max(EXIT_BAD_INPUT)
+                        }
+                        _ => code,
+                    }
+                }
                 None => print_plan(&run.plan),
             },
             Err(err) => {
@@ -104,6 +143,27 @@ fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
     for failed in manifest.tasks.iter().filter(|o| o.status == backline::model::Status::Failed).take(5) {
         println!("  failed {:?}: {}", failed.key, failed.detail.as_deref().unwrap_or(""));
     }
+    for note in plan.notes.iter().filter(|n| n.starts_with("warning")) {
+        println!("  {note}");
+    }
     println!("  report: {}", report_url(&job.control(), &manifest.job, &manifest.run_id));
     if c.failed > 0 { EXIT_TASKS_FAILED } else { EXIT_OK }
+}
+
+/// `--output-dir`: the run's manifest and report as files, named by the run's start time as the
+/// tools Backline replaces name them (the job's name added if two runs share a second).
+fn write_records(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--output-dir {}: cannot create it", dir.display()))?;
+    let stamp = manifest.started_at.format("%Y%m%d_%H%M%S").to_string();
+    let mut names = (format!("backup_manifest_{stamp}.json"), format!("backup_report_{stamp}.txt"));
+    if dir.join(&names.0).exists() || dir.join(&names.1).exists() {
+        names = (format!("backup_manifest_{stamp}_{}.json", manifest.job), format!("backup_report_{stamp}_{}.txt", manifest.job));
+    }
+    let json = serde_json::to_vec_pretty(manifest).context("manifest as JSON")?;
+    for (name, body) in [(&names.0, json), (&names.1, render_report(manifest).into_bytes())] {
+        let path = dir.join(name);
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("  wrote {} and {} in {}", names.0, names.1, dir.display());
+    Ok(())
 }

@@ -221,6 +221,26 @@ pub async fn create_ledger_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str
         .expect("create ledger table");
 }
 
+/// A table keyed by the string `id`, with one tag if given.
+pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, tag: Option<(&str, &str)>) {
+    let mut request = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().expect("key"))
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        );
+    if let Some((key, value)) = tag {
+        request = request.tags(aws_sdk_dynamodb::types::Tag::builder().key(key).value(value).build().expect("tag"));
+    }
+    request.send().await.unwrap_or_else(|e| panic!("create table {name}: {e:?}"));
+}
+
 /// Sets moto's manual state transition for a model (e.g. `s3::keyrestore`).
 pub fn set_transition(moto: &Moto, model: &str, times: Option<u32>) {
     let body = match times {
@@ -309,4 +329,6 @@ pub fn temp_folder(name: &str) -> PathBuf {
     dir
 }
 
+pub mod emulator;
+pub mod quicksight;
 pub mod tableau;

@@ -1,80 +1,30 @@
-//! The Tableau emulator (`tests/emulators/tableau`) for tests: one process per test, so each
-//! test's world is its own, on a free loopback port, killed when the test drops it.
+//! The Tableau emulator (`tests/emulators/tableau`) for tests.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::ops::Deref;
 
 use serde_json::Value;
 
-pub struct TableauServer {
-    pub url: String,
-    child: Child,
-    http: reqwest::Client,
-}
+use crate::emulator::Emulator;
 
-fn python() -> PathBuf {
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let venv = workspace.join(".venv/bin/python");
-    if venv.exists() { venv } else { PathBuf::from("python3") }
-}
+pub struct TableauServer(Emulator);
 
 impl TableauServer {
     /// Starts an emulator and seeds it with `world` (see the emulator's README).
     pub async fn start(world: &Value) -> TableauServer {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulators/tableau/emulator.py");
-        let mut command = Command::new(python());
-        command.arg(&script).args(["--port", "0", "--host", "127.0.0.1"]).stdout(Stdio::piped()).stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the emulator's first line");
-        let port =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let server = TableauServer { url: format!("http://127.0.0.1:{port}"), child, http: reqwest::Client::new() };
-        server.post("reset", world).await;
-        server
-    }
-
-    /// A control call: `POST /_emulator/{path}`.
-    pub async fn post(&self, path: &str, body: &Value) -> Value {
-        let response =
-            self.http.post(format!("{}/_emulator/{path}", self.url)).json(body).send().await.expect("emulator");
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        assert!(status.is_success(), "POST /_emulator/{path}: {status}: {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// A control read: `GET /_emulator/{path}`.
-    pub async fn get(&self, path: &str) -> Value {
-        let response = self.http.get(format!("{}/_emulator/{path}", self.url)).send().await.expect("emulator");
-        assert!(response.status().is_success(), "GET /_emulator/{path}: {}", response.status());
-        response.json().await.expect("JSON")
-    }
-
-    pub async fn delete(&self, path: &str) {
-        let response = self.http.delete(format!("{}/_emulator/{path}", self.url)).send().await.expect("emulator");
-        assert!(response.status().is_success(), "DELETE /_emulator/{path}: {}", response.status());
+        TableauServer(Emulator::start("tableau", world).await)
     }
 
     /// What happened: sessions, requests by route, `session_conflicts`, published workbooks.
     pub async fn state(&self) -> Value {
         let url = format!("{}/_emulator/state?requests=false", self.url);
-        self.http.get(url).send().await.expect("emulator").json().await.expect("state JSON")
+        reqwest::get(url).await.expect("emulator").json().await.expect("state JSON")
     }
 }
 
-impl Drop for TableauServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Deref for TableauServer {
+    type Target = Emulator;
+
+    fn deref(&self) -> &Emulator {
+        &self.0
     }
 }

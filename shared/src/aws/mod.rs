@@ -27,6 +27,11 @@ pub struct AwsClients {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// Metrics are best-effort: one attempt, short timeouts, so a dead endpoint never stalls a run.
     pub cloudwatch: aws_sdk_cloudwatch::Client,
+    /// What the clients were made from, for clients made per region (QuickSight).
+    pub sdk_config: SdkConfig,
+    /// Where QuickSight is served, if not AWS (`AWS_ENDPOINT_URL_QUICKSIGHT`, or a test's
+    /// emulator): QuickSight clients are made per region, so the endpoint is kept apart.
+    pub quicksight_endpoint: Option<String>,
 }
 
 impl AwsClients {
@@ -65,6 +70,8 @@ impl AwsClients {
             cloudwatch: aws_sdk_cloudwatch::Client::from_conf(cloudwatch_config),
             ssm: aws_sdk_ssm::Client::new(config),
             secretsmanager: aws_sdk_secretsmanager::Client::new(config),
+            sdk_config: config.clone(),
+            quicksight_endpoint: std::env::var("AWS_ENDPOINT_URL_QUICKSIGHT").ok().filter(|v| !v.is_empty()),
         }
     }
 }

@@ -175,6 +175,19 @@ impl Job {
         })
     }
 
+    /// This job with one field of its spec replaced (`backline run --mode`), checked as the
+    /// job file's own would be; an error when the kind has no such field.
+    pub fn with_field(&self, field: &str, value: serde_json::Value) -> Result<Job, String> {
+        let mut fields = self.spec.to_value();
+        let Some(map) = fields.as_object_mut().filter(|m| m.contains_key(field)) else {
+            return Err(format!("{} jobs have no `{field}`", self.spec.kind()));
+        };
+        map.insert(field.to_string(), value);
+        let entry = super::registry::lookup(self.spec.kind()).expect("a registered kind");
+        let spec = (entry.parse)(fields).map_err(|(f, m)| format!("`{f}`: {m}"))?;
+        Ok(Job { spec: JobSpec::from_arc(spec), ..self.clone() })
+    }
+
     /// A restore of this job's backup, of kind `spec`: named `{name}-restore`, its runs
     /// recorded beside the backup's, notifying the same channels.
     pub fn restore_with(&self, spec: impl Kind) -> Job {

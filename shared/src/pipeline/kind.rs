@@ -95,6 +95,9 @@ impl TaskLine {
 pub enum Step<T> {
     Done(Outcome),
     Wait(T, Duration),
+    /// The task became several: some parts finished, the rest wait (a failed export split in
+    /// halves, its unexportable assets skipped).
+    Many { done: Vec<Outcome>, waiting: Vec<T>, after: Duration },
 }
 
 /// A task that goes back to the queue.
@@ -198,22 +201,27 @@ where
     let pending: Vec<Fut> = tasks.iter().map(run).collect();
     let steps: Vec<Step<T>> = stream::iter(pending)
         .buffer_unordered(concurrency.max(1))
-        .inspect(|step| {
-            if let Step::Done(outcome) = step {
-                engine.progress.finished(outcome);
-            }
+        .inspect(|step| match step {
+            Step::Done(outcome) => engine.progress.finished(outcome),
+            Step::Many { done, .. } => done.iter().for_each(|outcome| engine.progress.finished(outcome)),
+            Step::Wait(..) => {}
         })
         .collect()
         .await;
     let mut executed = Executed::default();
+    let wait = |task: T, after| Waiting {
+        task: serde_json::to_value(&task).expect("tasks serialize"),
+        after,
+        abandoned: task.outcome(Status::Failed),
+    };
     for step in steps {
         match step {
             Step::Done(outcome) => executed.outcomes.push(outcome),
-            Step::Wait(task, after) => executed.waiting.push(Waiting {
-                task: serde_json::to_value(&task).expect("tasks serialize"),
-                after,
-                abandoned: task.outcome(Status::Failed),
-            }),
+            Step::Wait(task, after) => executed.waiting.push(wait(task, after)),
+            Step::Many { done, waiting, after } => {
+                executed.outcomes.extend(done);
+                executed.waiting.extend(waiting.into_iter().map(|task| wait(task, after)));
+            }
         }
     }
     executed

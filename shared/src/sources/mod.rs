@@ -5,6 +5,7 @@
 //! adding one.
 
 pub mod filesystem;
+pub mod quicksight;
 pub mod s3;
 pub mod tableau;
 
@@ -18,4 +19,6 @@ pub static REGISTRY: &[KindEntry] = &[
     filesystem::restore::ENTRY,
     tableau::ENTRY,
     tableau::restore::ENTRY,
+    quicksight::ENTRY,
+    quicksight::restore::ENTRY,
 ];

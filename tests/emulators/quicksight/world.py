@@ -105,7 +105,7 @@ class World:
             self.import_jobs = OrderedDict()
             self.calls = {}
             self.errors = {}
-            self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_next_import": 0}
+            self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_next_import": 0, "expire_next_urls": 0}
             self.max_running = {"export": 0, "import": 0}
             for account_id, acc in (spec.get("accounts") or {}).items():
                 self._seed_account(account_id, acc or {})
@@ -293,8 +293,18 @@ class World:
                 self.faults["fail_next_export"] += int(spec["fail_next_export"])
             if spec.get("fail_next_import"):
                 self.faults["fail_next_import"] += int(spec["fail_next_import"])
+            if spec.get("expire_next_urls"):
+                self.faults["expire_next_urls"] += int(spec["expire_next_urls"])
             if spec.get("clear"):
-                self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_next_import": 0}
+                self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_next_import": 0, "expire_next_urls": 0}
+
+    def take_expired_url(self):
+        """Whether the next DownloadUrl should be already expired (fault `expire_next_urls`)."""
+        with self.lock:
+            if self.faults.get("expire_next_urls", 0) > 0:
+                self.faults["expire_next_urls"] -= 1
+                return True
+            return False
 
     def injected_error(self, op):
         """The fault this call of `op` should answer with, consuming one use."""
