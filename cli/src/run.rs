@@ -157,7 +157,10 @@ fn write_records(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
     let stamp = manifest.started_at.format("%Y%m%d_%H%M%S").to_string();
     let mut names = (format!("backup_manifest_{stamp}.json"), format!("backup_report_{stamp}.txt"));
     if dir.join(&names.0).exists() || dir.join(&names.1).exists() {
-        names = (format!("backup_manifest_{stamp}_{}.json", manifest.job), format!("backup_report_{stamp}_{}.txt", manifest.job));
+        names = (
+            format!("backup_manifest_{stamp}_{}.json", manifest.job),
+            format!("backup_report_{stamp}_{}.txt", manifest.job),
+        );
     }
     let json = serde_json::to_vec_pretty(manifest).context("manifest as JSON")?;
     for (name, body) in [(&names.0, json), (&names.1, render_report(manifest).into_bytes())] {

@@ -3,19 +3,17 @@
 
 use std::path::PathBuf;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use backline::Engine;
-use backline::aws::AwsClients;
+use aws_lambda_events::event::sqs::SqsEvent;
 use backline::model::{Chunk, ChunkMessage, RunRef, WorkMessage};
-use backline::pipeline::{Deployment, worker};
+use backline::pipeline::worker;
 use backline::sources::s3::S3Task;
 use backline::store::Manifest;
-use backline_tests::{
-    Moto, TestObject, body, create_bucket, create_ledger_table, create_queue, drain, put, source_and_target, tags,
-    unique,
-};
+use backline_tests::{Moto, TestObject, body, create_bucket, drain, put, source_and_target, tags, unique};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
+
+mod handlers;
+use handlers::{Stack, as_records, drive, failed_ids, plan, sqs_event, stack_with_config};
 
 fn repo_file(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -26,63 +24,8 @@ fn event(path: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-struct Stack {
-    clients: AwsClients,
-    deployment: Deployment,
-    engine: Engine,
-}
-
 async fn stack() -> Stack {
     stack_with_config(&repo_file("events/jobs.toml").display().to_string()).await
-}
-
-async fn stack_with_config(config: &str) -> Stack {
-    let clients = Moto::get().clients().await;
-    let deployment = Deployment {
-        work_queue_url: create_queue(&clients.sqs, &unique("work")).await,
-        finalize_queue_url: create_queue(&clients.sqs, &unique("finalize")).await,
-        ledger_table: unique("ledger"),
-        config: Some(config.to_string()),
-    };
-    create_ledger_table(&clients.dynamodb, &deployment.ledger_table).await;
-    let engine = deployment.engine(clients.clone());
-    Stack { clients, deployment, engine }
-}
-
-fn sqs_event(records: &[(String, String)]) -> LambdaEvent<SqsEvent> {
-    let records: Vec<Value> = records.iter().map(|(id, body)| json!({"messageId": id, "body": body})).collect();
-    let payload: SqsEvent = serde_json::from_value(json!({ "Records": records })).expect("an SQS event");
-    LambdaEvent::new(payload, Context::default())
-}
-
-fn as_records(messages: &[aws_sdk_sqs::types::Message]) -> Vec<(String, String)> {
-    messages
-        .iter()
-        .map(|m| (m.message_id().unwrap_or_default().to_string(), m.body().unwrap_or_default().to_string()))
-        .collect()
-}
-
-fn failed_ids(response: &SqsBatchResponse) -> Vec<String> {
-    response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
-}
-
-async fn plan(stack: &Stack, payload: Value) -> Value {
-    let config = stack.deployment.config.as_deref();
-    let response = backline_planner::handler(&stack.engine, config, LambdaEvent::new(payload, Context::default()))
-        .await
-        .unwrap_or_else(|e| panic!("planner: {e}"));
-    serde_json::to_value(response).unwrap()
-}
-
-/// Runs every queued chunk through the worker, then every finalize message through the finalizer.
-async fn drive(stack: &Stack) -> usize {
-    let work = drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await;
-    let response = backline_worker::handler(&stack.engine, sqs_event(&as_records(&work))).await.unwrap();
-    assert!(response.batch_item_failures.is_empty(), "worker failures: {:?}", failed_ids(&response));
-    let finals = drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await;
-    let response = backline_finalizer::handler(&stack.engine, sqs_event(&as_records(&finals))).await.unwrap();
-    assert!(response.batch_item_failures.is_empty(), "finalizer failures: {:?}", failed_ids(&response));
-    finals.len()
 }
 
 fn inline_job(source: &str, target: &str) -> Value {

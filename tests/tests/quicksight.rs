@@ -120,8 +120,18 @@ jobs:
         run.manifest.expect("a manifest")
     }
 
-    async fn items(&self, table: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        let output = self.clients.dynamodb.scan().table_name(table).send().await.unwrap_or_else(|e| panic!("scan {table}: {e:?}"));
+    async fn items(
+        &self,
+        table: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let output = self
+            .clients
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scan {table}: {e:?}"));
         output.items().to_vec()
     }
 
@@ -171,7 +181,9 @@ async fn a_full_backup_writes_dated_tables_and_bundles_with_the_run_time_in_thei
     assert_eq!(memberships.len(), 5);
     let one = memberships.iter().find(|m| s(m, "membership_id") == "bob#analysts").unwrap();
     assert_eq!((s(one, "user_name"), s(one, "group_name")), ("bob".into(), "analysts".into()));
-    assert!(s(one, "user_arn").ends_with("user/default/bob") && s(one, "group_arn").ends_with("group/default/analysts"));
+    assert!(
+        s(one, "user_arn").ends_with("user/default/bob") && s(one, "group_arn").ends_with("group/default/analysts")
+    );
 
     // One bundle per type, named by the run's date and time.
     let mut stored = keys(&setup.clients.s3, &setup.bucket, "quicksight-backups/").await;
@@ -215,9 +227,8 @@ async fn two_hundred_fifty_dashboards_make_five_bundles_and_never_more_than_five
     assert!(failed(&manifest).is_empty(), "{:#?}", failed(&manifest));
     let mut dashboards = keys(&setup.clients.s3, &setup.bucket, "quicksight-backups/2026/11/23/dashboards/").await;
     dashboards.sort();
-    let expected: Vec<String> = (1..=5)
-        .map(|n| format!("quicksight-backups/2026/11/23/dashboards/dashboards_bundle_{n}-040506.zip"))
-        .collect();
+    let expected: Vec<String> =
+        (1..=5).map(|n| format!("quicksight-backups/2026/11/23/dashboards/dashboards_bundle_{n}-040506.zip")).collect();
     assert_eq!(dashboards, expected);
     let state = setup.server.state().await;
     assert_eq!(state["max_concurrent_exports_seen"], 5, "eight bundles, five at a time");
@@ -270,7 +281,8 @@ async fn a_second_run_the_same_day_reuses_the_tables_and_retention_deletes_only_
     let job = setup.job("    keep_tables: 90d\n").with_field("mode", json!("users-only")).unwrap();
     // Old tables: this job's (tagged), and one with the same name pattern but no tag.
     let dynamodb = &setup.clients.dynamodb;
-    let old = |days: i64, base: &str| format!("{}-{base}", (at(0, 0, 0) - chrono::Duration::days(days)).format("%Y-%m-%d"));
+    let old =
+        |days: i64, base: &str| format!("{}-{base}", (at(0, 0, 0) - chrono::Duration::days(days)).format("%Y-%m-%d"));
     backline_tests::create_table(dynamodb, &old(100, &setup.tables[0]), Some(("backline:job", "quicksight"))).await;
     backline_tests::create_table(dynamodb, &old(100, &setup.tables[1]), None).await;
     backline_tests::create_table(dynamodb, &old(30, &setup.tables[2]), Some(("backline:job", "quicksight"))).await;
@@ -325,7 +337,9 @@ async fn a_day_restores_into_an_empty_account_groups_users_memberships_then_asse
                          "to_identity_region": "us-east-1", "poll_interval": "1s"});
     let restore = job.spec.restore_job(&job, options).expect("a restore").expect("valid options");
     let manifest = setup.run_at(&restore, Utc::now()).await;
-    let by_key = |key: &str| manifest.tasks.iter().find(|o| o.key == key).unwrap_or_else(|| panic!("no {key}: {:#?}", manifest.tasks));
+    let by_key = |key: &str| {
+        manifest.tasks.iter().find(|o| o.key == key).unwrap_or_else(|| panic!("no {key}: {:#?}", manifest.tasks))
+    };
     assert_eq!(by_key("groups/analysts").status, Status::Ok);
     assert_eq!(by_key("users/alice").status, Status::Ok);
     assert_eq!(by_key("users/bob").status, Status::Ok, "{:?}", by_key("users/bob"));

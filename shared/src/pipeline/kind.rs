@@ -97,7 +97,11 @@ pub enum Step<T> {
     Wait(T, Duration),
     /// The task became several: some parts finished, the rest wait (a failed export split in
     /// halves, its unexportable assets skipped).
-    Many { done: Vec<Outcome>, waiting: Vec<T>, after: Duration },
+    Many {
+        done: Vec<Outcome>,
+        waiting: Vec<T>,
+        after: Duration,
+    },
 }
 
 /// A task that goes back to the queue.

@@ -116,7 +116,8 @@ impl QuickSight {
                 active: u.active(),
                 principal_id: u.principal_id().map(str::to_string),
                 custom_permissions_name: u.custom_permissions_name().map(str::to_string),
-                external_login_federation_provider_type: u.external_login_federation_provider_type().map(str::to_string),
+                external_login_federation_provider_type:
+                    u.external_login_federation_provider_type().map(str::to_string),
                 external_login_federation_provider_url: u.external_login_federation_provider_url().map(str::to_string),
                 external_login_id: u.external_login_id().map(str::to_string),
             }));
@@ -227,9 +228,10 @@ impl QuickSight {
                         .send()
                         .await
                         .map_err(|e| self.error("ListAnalyses", &e))?;
-                    let live = page.analysis_summary_list().iter().filter(|a| {
-                        !matches!(a.status(), Some(aws_sdk_quicksight::types::ResourceStatus::Deleted))
-                    });
+                    let live = page
+                        .analysis_summary_list()
+                        .iter()
+                        .filter(|a| !matches!(a.status(), Some(aws_sdk_quicksight::types::ResourceStatus::Deleted)));
                     assets.extend(live.map(|a| asset(a.analysis_id(), a.arn(), a.name())));
                     page.next_token().map(str::to_string)
                 }

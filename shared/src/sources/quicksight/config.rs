@@ -152,8 +152,31 @@ fn default_memberships_table() -> TableBase {
 
 /// A 12-digit AWS account id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[serde(try_from = "AccountIdText", into = "String")]
 pub struct AccountId(String);
+
+/// An account id as written: quoted, or a bare number (YAML and TOML read one as an integer).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AccountIdText {
+    Text(String),
+    Number(u64),
+}
+
+impl TryFrom<AccountIdText> for AccountId {
+    type Error = String;
+
+    fn try_from(id: AccountIdText) -> Result<Self, String> {
+        match id {
+            AccountIdText::Text(text) => AccountId::try_from(text),
+            AccountIdText::Number(n) => AccountId::try_from(n.to_string()).map_err(|_| {
+                format!(
+                    "`{n}` is not an AWS account id; allowed: 12 digits, quoted (a bare number loses leading zeros)"
+                )
+            }),
+        }
+    }
+}
 
 impl AccountId {
     pub fn as_str(&self) -> &str {
@@ -325,5 +348,73 @@ impl QuickSightJob {
         let prefix = self.target.prefix.trim_end_matches('/');
         let date = self.target.prefix_format.format(at);
         if prefix.is_empty() { format!("{date}/") } else { format!("{prefix}/{date}/") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Config, Format};
+
+    const JOB: &str = "jobs:\n  - name: q\n    kind: quicksight\n    source:\n      account_id: \"123456789012\"\n      region: us-east-1\n    target:\n      bucket: b-b-b\n";
+
+    fn error(extra: &str) -> String {
+        Config::parse(&format!("{JOB}{extra}"), Format::Yaml, "q.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_files_name_the_field_and_what_is_allowed() {
+        let cases = [
+            ("    max_assets_per_bundle: 150\n", "max_assets_per_bundle", "allowed: 1-100"),
+            ("    max_assets_per_bundle: 0\n", "max_assets_per_bundle", "allowed: 1-100"),
+            ("    mode: everything\n", "mode", "users-only"),
+            ("    keep_tables: forever\n", "keep_tables", "duration"),
+            ("    colour: red\n", "colour", "unknown field"),
+        ];
+        for (extra, field, allowed) in cases {
+            let err = error(extra);
+            assert!(err.contains(field) && err.contains(allowed) && err.contains("q.yaml"), "{extra}: {err}");
+        }
+        let err = Config::parse(&JOB.replace("\"123456789012\"", "12345"), Format::Yaml, "q.yaml").unwrap_err();
+        assert!(err.to_string().contains("source.account_id") && err.to_string().contains("12 digits"), "{err}");
+        let err = Config::parse(&JOB.replace("us-east-1", "Virginia"), Format::Yaml, "q.yaml").unwrap_err();
+        assert!(err.to_string().contains("source.region"), "{err}");
+        let err =
+            Config::parse(&format!("{JOB}      prefix_format: DD.MM.YYYY\n"), Format::Yaml, "q.yaml").unwrap_err();
+        assert!(err.to_string().contains("target.prefix_format") && err.to_string().contains("YYYY/MM/DD"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_the_original_tools() {
+        let job = Config::parse(JOB, Format::Yaml, "q.yaml").unwrap().jobs.remove(0);
+        let spec = job.spec.get::<super::QuickSightJob>().unwrap();
+        assert_eq!(spec.mode, super::Mode::Full);
+        assert_eq!(spec.max_assets_per_bundle.get(), 50);
+        assert_eq!(spec.source.namespace, "default");
+        assert_eq!(spec.source.identity_region().as_str(), "us-east-1");
+        assert_eq!(spec.target.users_table.as_str(), "quicksight-users-backup");
+        assert_eq!(spec.target.memberships_table.as_str(), "quicksight-users-groups-backup");
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-03T04:05:06Z").unwrap().with_timezone(&chrono::Utc);
+        assert_eq!(spec.date_prefix(at), "quicksight-backups/2026/11/03/");
+        assert_eq!(spec.target.users_table.dated(at.date_naive()), "2026-11-03-quicksight-users-backup");
+        assert_eq!(spec.target.users_table.date_of("2026-11-03-quicksight-users-backup"), Some(at.date_naive()));
+        assert_eq!(spec.target.users_table.date_of("2026-11-03-quicksight-users-backup-old"), None);
+    }
+
+    #[test]
+    fn the_sample_planner_events_carry_a_valid_job_and_restore() {
+        use crate::pipeline::events::{JobRef, PlannerEvent, parse_planner_event};
+        let sample: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../events/planner-quicksight.json")).unwrap();
+        let PlannerEvent::Request(request) = parse_planner_event(sample).unwrap() else { panic!("a request") };
+        let JobRef::Inline(job) = request.job else { panic!("an inline job") };
+        let spec = job.spec.get::<super::QuickSightJob>().expect("a quicksight job");
+        assert_eq!(spec.source.identity_region().as_str(), "us-east-1");
+        let restore: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../events/planner-quicksight-restore.json")).unwrap();
+        let options = restore["restore"].as_object().unwrap().clone();
+        let mut options = serde_json::Value::Object(options);
+        options.as_object_mut().unwrap().remove("job");
+        let restore = job.spec.restore_job(&job, options).expect("a restore").expect("valid options");
+        assert_eq!(restore.spec.kind(), "quicksight-restore");
     }
 }

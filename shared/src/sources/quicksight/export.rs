@@ -8,9 +8,9 @@ use std::time::Duration;
 use aws_sdk_quicksight::error::ProvideErrorMetadata;
 use aws_sdk_quicksight::types::{AssetBundleExportFormat, AssetBundleExportJobStatus};
 
+use super::QuickSightJob;
 use super::client::{Asset, QuickSight, no_retries};
 use super::task::{BundleTask, QuickSightTask};
-use super::QuickSightJob;
 use crate::aws::error_text;
 use crate::aws::stream_upload::{Destination, PART_SIZE, stream_to_s3};
 use crate::model::{Outcome, Status};
@@ -41,7 +41,9 @@ fn slot_resource(qs: &QuickSight) -> String {
 
 /// The export job's id: the run and the bundle, so a redelivered task finds its own job.
 pub fn job_id(run_id: &str, name: &str) -> String {
-    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>();
+    let clean = |s: &str| {
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect::<String>()
+    };
     let mut id = format!("backline-{}-{}", clean(run_id), clean(name));
     id.truncate(512);
     id
@@ -63,7 +65,13 @@ pub async fn step(cx: &JobContext<'_>, spec: &QuickSightJob, qs: &QuickSight, ta
     let Some(id) = task.job_id.clone() else {
         return start(cx, spec, qs, task, &resource).await;
     };
-    let described = qs.client.describe_asset_bundle_export_job().aws_account_id(&qs.account).asset_bundle_export_job_id(&id).send().await;
+    let described = qs
+        .client
+        .describe_asset_bundle_export_job()
+        .aws_account_id(&qs.account)
+        .asset_bundle_export_job_id(&id)
+        .send()
+        .await;
     let described = match described {
         Ok(described) => described,
         Err(err) if err.code() == Some("ResourceNotFoundException") => {
@@ -106,7 +114,13 @@ pub async fn step(cx: &JobContext<'_>, spec: &QuickSightJob, qs: &QuickSight, ta
     }
 }
 
-async fn start(cx: &JobContext<'_>, spec: &QuickSightJob, qs: &QuickSight, task: &BundleTask, resource: &str) -> BundleStep {
+async fn start(
+    cx: &JobContext<'_>,
+    spec: &QuickSightJob,
+    qs: &QuickSight,
+    task: &BundleTask,
+    resource: &str,
+) -> BundleStep {
     let id = job_id(&cx.run.run_id, &task.name);
     let slot = Slot { resource, limit: EXPORT_SLOTS, holder: &id, lease: LEASE };
     match cx.engine.ledger.acquire_slot(&slot).await {
@@ -145,7 +159,9 @@ async fn start(cx: &JobContext<'_>, spec: &QuickSightJob, qs: &QuickSight, task:
         }
         Err(err) => {
             release(cx, resource, &id).await;
-            Step::Done(outcome(task, Status::Failed).with_detail(format!("StartAssetBundleExportJob: {}", error_text(&err))))
+            Step::Done(
+                outcome(task, Status::Failed).with_detail(format!("StartAssetBundleExportJob: {}", error_text(&err))),
+            )
         }
     }
 }
@@ -180,13 +196,17 @@ async fn download(cx: &JobContext<'_>, task: &BundleTask, url: String) -> Bundle
         let what = if expired { "the download URL expired" } else { "the download was refused" };
         return failed(format!("{what} (HTTP {status})"));
     }
-    let to = Destination { bucket: &task.bucket, key: &task.key, tags: &[], storage_class: None, content_type: "application/zip" };
+    let to = Destination {
+        bucket: &task.bucket,
+        key: &task.key,
+        tags: &[],
+        storage_class: None,
+        content_type: "application/zip",
+    };
     match stream_to_s3(&cx.engine.clients.s3, &to, response.bytes_stream(), PART_SIZE).await {
-        Ok(uploaded) => Step::Done(Outcome {
-            bytes: uploaded.bytes,
-            target_etag: uploaded.etag,
-            ..outcome(task, Status::Ok)
-        }),
+        Ok(uploaded) => {
+            Step::Done(Outcome { bytes: uploaded.bytes, target_etag: uploaded.etag, ..outcome(task, Status::Ok) })
+        }
         Err(err) => failed(format!("writing s3://{}/{}: {err}", task.bucket, task.key)),
     }
 }
@@ -213,8 +233,10 @@ impl ExportError {
 /// export is alone); else a failure naming QuickSight's errors.
 pub fn after_failure(task: &BundleTask, errors: &[ExportError], poll: Duration) -> BundleStep {
     let own: HashSet<&str> = task.assets.iter().map(|a| a.arn.as_str()).collect();
-    let unexportable: Vec<&ExportError> = errors.iter().filter(|e| e.unsupported() && own.contains(e.arn.as_str())).collect();
-    let reasons = || errors.iter().map(|e| format!("{}: {} ({})", e.arn, e.message, e.kind)).collect::<Vec<_>>().join("; ");
+    let unexportable: Vec<&ExportError> =
+        errors.iter().filter(|e| e.unsupported() && own.contains(e.arn.as_str())).collect();
+    let reasons =
+        || errors.iter().map(|e| format!("{}: {} ({})", e.arn, e.message, e.kind)).collect::<Vec<_>>().join("; ");
     let skipped = |asset: &Asset, reason: &str| {
         let mut outcome = outcome(&BundleTask { assets: vec![asset.clone()], ..task.clone() }, Status::Skipped);
         outcome.key = format!("{}/{}", task.asset_type, asset.id);
@@ -227,7 +249,8 @@ pub fn after_failure(task: &BundleTask, errors: &[ExportError], poll: Duration) 
             .iter()
             .filter_map(|a| unexportable.iter().find(|e| e.arn == a.arn).map(|e| skipped(a, &e.message)))
             .collect();
-        let rest: Vec<Asset> = task.assets.iter().filter(|a| !unexportable.iter().any(|e| e.arn == a.arn)).cloned().collect();
+        let rest: Vec<Asset> =
+            task.assets.iter().filter(|a| !unexportable.iter().any(|e| e.arn == a.arn)).cloned().collect();
         let waiting = if rest.is_empty() {
             Vec::new()
         } else {
@@ -245,7 +268,15 @@ pub fn after_failure(task: &BundleTask, errors: &[ExportError], poll: Duration) 
         let half = |n: usize, assets: &[Asset]| {
             let name = format!("{}_part_{n}", task.name);
             let key = task.key.replacen(&format!("/{}-", task.name), &format!("/{name}-"), 1);
-            QuickSightTask::Bundle(BundleTask { name, key, assets: assets.to_vec(), split: true, job_id: None, downloads: 0, ..task.clone() })
+            QuickSightTask::Bundle(BundleTask {
+                name,
+                key,
+                assets: assets.to_vec(),
+                split: true,
+                job_id: None,
+                downloads: 0,
+                ..task.clone()
+            })
         };
         tracing::warn!(bundle = %task.name, errors = %reasons(), "export failed; trying again in halves");
         let waiting = vec![half(1, &task.assets[..middle]), half(2, &task.assets[middle..])];
@@ -266,7 +297,9 @@ mod tests {
             name: "dashboards_bundle_1".into(),
             bucket: "b".into(),
             key: "p/2026/11/23/dashboards/dashboards_bundle_1-010203.zip".into(),
-            assets: (0..n).map(|i| Asset { id: format!("d{i}"), arn: format!("arn:d{i}"), name: String::new() }).collect(),
+            assets: (0..n)
+                .map(|i| Asset { id: format!("d{i}"), arn: format!("arn:d{i}"), name: String::new() })
+                .collect(),
             split: false,
             job_id: Some("j".into()),
             downloads: 0,
@@ -320,7 +353,9 @@ mod tests {
         task.split = true;
         let unsupported = [error("arn:dataset-upload", "UnsupportedResourceException")];
         assert_eq!(waiting(&after_failure(&task, &unsupported, Duration::ZERO)).len(), 2);
-        let Step::Many { done, waiting, .. } = after_failure(&bundle(1), &unsupported, Duration::ZERO) else { panic!() };
+        let Step::Many { done, waiting, .. } = after_failure(&bundle(1), &unsupported, Duration::ZERO) else {
+            panic!()
+        };
         assert_eq!((done[0].status, waiting.len()), (Status::Skipped, 0));
     }
 }

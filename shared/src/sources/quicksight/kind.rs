@@ -107,7 +107,11 @@ impl Kind for QuickSightJob {
 
     fn restore_job(&self, backup: &Job, options: Value) -> Option<Result<Job, JobError>> {
         Some(restore_options::<QuickSightRestoreOptions>(options).and_then(|options| {
-            options.check().map_err(|(field, message)| JobError { job: None, field: format!("restore.{field}"), message })?;
+            options.check().map_err(|(field, message)| JobError {
+                job: None,
+                field: format!("restore.{field}"),
+                message,
+            })?;
             Ok(backup.restore_with(QuickSightRestoreJob {
                 backup_job: backup.name.clone(),
                 backup: self.clone(),

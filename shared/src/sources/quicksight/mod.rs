@@ -34,7 +34,8 @@ pub enum AssetType {
 }
 
 impl AssetType {
-    pub const ALL: [AssetType; 4] = [AssetType::Datasources, AssetType::Datasets, AssetType::Analyses, AssetType::Dashboards];
+    pub const ALL: [AssetType; 4] =
+        [AssetType::Datasources, AssetType::Datasets, AssetType::Analyses, AssetType::Dashboards];
 
     /// The folder and file name part: `datasources`, `datasets`, `analyses`, `dashboards`.
     pub fn as_str(self) -> &'static str {

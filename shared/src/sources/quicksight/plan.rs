@@ -8,9 +8,9 @@ use super::client::{Group, QuickSight, User};
 use super::records::ensure_table;
 use super::task::{BundleTask, QuickSightTask, RecordTask};
 use super::{AssetType, QuickSightJob};
+use crate::pipeline::EngineError;
 use crate::pipeline::kind::JobContext;
 use crate::pipeline::planner::TaskSink;
-use crate::pipeline::EngineError;
 
 pub const USER_KEY: &str = "user_name";
 pub const GROUP_KEY: &str = "group_name";
@@ -170,7 +170,12 @@ async fn check_dynamodb(cx: &JobContext<'_>, tables: &Tables, sink: &mut TaskSin
 }
 
 /// `{prefix}/{date}/{type}/{type}-{HHMMSS}.zip`, or `{type}_bundle_{n}-{HHMMSS}.zip` of several.
-pub fn bundle_tasks(spec: &QuickSightJob, kind: AssetType, assets: &[super::Asset], at: DateTime<Utc>) -> Vec<BundleTask> {
+pub fn bundle_tasks(
+    spec: &QuickSightJob,
+    kind: AssetType,
+    assets: &[super::Asset],
+    at: DateTime<Utc>,
+) -> Vec<BundleTask> {
     let folder = format!("{}{kind}/", spec.date_prefix(at));
     let time = at.format("%H%M%S");
     let bundles: Vec<&[super::Asset]> = assets.chunks(spec.max_assets_per_bundle.get()).collect();

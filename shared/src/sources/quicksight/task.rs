@@ -77,9 +77,16 @@ impl KindTask for QuickSightTask {
 
     fn describe(&self) -> TaskLine {
         match self {
-            QuickSightTask::Record(record) => TaskLine::new("record", &record.key).tail(format!(" -> {}", record.table)),
-            QuickSightTask::Bundle(bundle) => TaskLine::new("export", &bundle.name)
-                .tail(format!(": {} {} -> s3://{}/{}", bundle.assets.len(), bundle.asset_type, bundle.bucket, bundle.key)),
+            QuickSightTask::Record(record) => {
+                TaskLine::new("record", &record.key).tail(format!(" -> {}", record.table))
+            }
+            QuickSightTask::Bundle(bundle) => TaskLine::new("export", &bundle.name).tail(format!(
+                ": {} {} -> s3://{}/{}",
+                bundle.assets.len(),
+                bundle.asset_type,
+                bundle.bucket,
+                bundle.key
+            )),
         }
     }
 

@@ -23,7 +23,13 @@ fn done(task: &QuickSightRestoreTask, status: Status, detail: impl Into<String>)
     Step::Done(task.outcome(status).with_detail(detail.into()))
 }
 
-pub async fn group(qs: &QuickSight, namespace: &str, task: &QuickSightRestoreTask, name: &str, description: Option<&str>) -> RestoreStep {
+pub async fn group(
+    qs: &QuickSight,
+    namespace: &str,
+    task: &QuickSightRestoreTask,
+    name: &str,
+    description: Option<&str>,
+) -> RestoreStep {
     let created = qs
         .client
         .create_group()
@@ -40,8 +46,14 @@ pub async fn group(qs: &QuickSight, namespace: &str, task: &QuickSightRestoreTas
     }
 }
 
+/// An IAM identity to register: its ARN, and the session name of a role's session.
+struct IamIdentity {
+    arn: String,
+    session: Option<String>,
+}
+
 /// How to register `user` again, or why it cannot be.
-fn registration(user: &UserIdentity, account: &str) -> Result<(IdentityType, Option<(String, Option<String>)>), String> {
+fn registration(user: &UserIdentity, account: &str) -> Result<(IdentityType, Option<IamIdentity>), String> {
     match user.identity_type.as_deref() {
         Some("QUICKSIGHT") => {
             if user.email.is_none() {
@@ -51,10 +63,14 @@ fn registration(user: &UserIdentity, account: &str) -> Result<(IdentityType, Opt
         }
         // An IAM user's QuickSight name is its IAM name; a role session's is `role/session`.
         Some("IAM") => match user.user_name.split_once('/') {
-            Some((role, session)) => {
-                Ok((IdentityType::Iam, Some((format!("arn:aws:iam::{account}:role/{role}"), Some(session.to_string())))))
-            }
-            None => Ok((IdentityType::Iam, Some((format!("arn:aws:iam::{account}:user/{}", user.user_name), None)))),
+            Some((role, session)) => Ok((
+                IdentityType::Iam,
+                Some(IamIdentity { arn: format!("arn:aws:iam::{account}:role/{role}"), session: Some(session.into()) }),
+            )),
+            None => Ok((
+                IdentityType::Iam,
+                Some(IamIdentity { arn: format!("arn:aws:iam::{account}:user/{}", user.user_name), session: None }),
+            )),
         },
         Some("IAM_IDENTITY_CENTER") => {
             Err("IAM Identity Center users come from the identity store; add them there (not created)".into())
@@ -92,7 +108,7 @@ pub async fn user(qs: &QuickSight, namespace: &str, task: &QuickSightRestoreTask
         .email(user.email.clone().unwrap_or_default())
         .set_custom_permissions_name(user.custom_permissions_name.clone());
     match iam {
-        Some((iam_arn, session)) => request = request.iam_arn(iam_arn).set_session_name(session),
+        Some(iam) => request = request.iam_arn(iam.arn).set_session_name(iam.session),
         None => request = request.user_name(&user.user_name),
     }
     match request.send().await {
@@ -105,7 +121,14 @@ pub async fn user(qs: &QuickSight, namespace: &str, task: &QuickSightRestoreTask
     }
 }
 
-pub async fn membership(qs: &QuickSight, namespace: &str, task: &QuickSightRestoreTask, user: &str, group: &str, looks: u32) -> RestoreStep {
+pub async fn membership(
+    qs: &QuickSight,
+    namespace: &str,
+    task: &QuickSightRestoreTask,
+    user: &str,
+    group: &str,
+    looks: u32,
+) -> RestoreStep {
     let added = qs
         .client
         .create_group_membership()
@@ -118,7 +141,11 @@ pub async fn membership(qs: &QuickSight, namespace: &str, task: &QuickSightResto
     match added {
         Ok(_) => done(task, Status::Ok, "added"),
         Err(err) if err.code() == Some("ResourceNotFoundException") && looks + 1 < MEMBERSHIP_LOOKS => {
-            let again = QuickSightRestoreTask::Membership { user: user.to_string(), group: group.to_string(), looks: looks + 1 };
+            let again = QuickSightRestoreTask::Membership {
+                user: user.to_string(),
+                group: group.to_string(),
+                looks: looks + 1,
+            };
             Step::Wait(again, MEMBERSHIP_WAIT)
         }
         Err(err) => done(task, Status::Failed, format!("CreateGroupMembership: {}", error_text(&err))),

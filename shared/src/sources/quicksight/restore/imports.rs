@@ -23,7 +23,12 @@ enum Look {
     Finished(Outcome),
 }
 
-pub async fn step(cx: &JobContext<'_>, qs: &QuickSight, imports: &Imports, poll: Duration) -> Step<QuickSightRestoreTask> {
+pub async fn step(
+    cx: &JobContext<'_>,
+    qs: &QuickSight,
+    imports: &Imports,
+    poll: Duration,
+) -> Step<QuickSightRestoreTask> {
     let mut stages = imports.stages.clone();
     let mut done = Vec::new();
     while let Some(stage) = stages.first_mut() {
@@ -54,7 +59,8 @@ async fn look(cx: &JobContext<'_>, qs: &QuickSight, mut bundle: BundleRef) -> Lo
         if !cx.engine.ledger.acquire_slot(&slot).await.unwrap_or(false) {
             return Look::Running(bundle);
         }
-        let source = AssetBundleImportSource::builder().s3_uri(format!("s3://{}/{}", bundle.bucket, bundle.key)).build();
+        let source =
+            AssetBundleImportSource::builder().s3_uri(format!("s3://{}/{}", bundle.bucket, bundle.key)).build();
         let started = qs
             .client
             .start_asset_bundle_import_job()
@@ -63,8 +69,8 @@ async fn look(cx: &JobContext<'_>, qs: &QuickSight, mut bundle: BundleRef) -> Lo
             .asset_bundle_import_source(source)
             .failure_action(AssetBundleImportFailureAction::Rollback)
             .customize()
-        .config_override(no_retries())
-        .send()
+            .config_override(no_retries())
+            .send()
             .await;
         return match started {
             Ok(_) => {
@@ -86,7 +92,13 @@ async fn look(cx: &JobContext<'_>, qs: &QuickSight, mut bundle: BundleRef) -> Lo
             }
         };
     };
-    let described = qs.client.describe_asset_bundle_import_job().aws_account_id(&qs.account).asset_bundle_import_job_id(&id).send().await;
+    let described = qs
+        .client
+        .describe_asset_bundle_import_job()
+        .aws_account_id(&qs.account)
+        .asset_bundle_import_job_id(&id)
+        .send()
+        .await;
     let described = match described {
         Ok(described) => described,
         Err(err) => {
@@ -98,7 +110,9 @@ async fn look(cx: &JobContext<'_>, qs: &QuickSight, mut bundle: BundleRef) -> Lo
         described
             .errors()
             .iter()
-            .map(|e| format!("{}: {} ({})", e.arn().unwrap_or("?"), e.message().unwrap_or(""), e.r#type().unwrap_or("")))
+            .map(|e| {
+                format!("{}: {} ({})", e.arn().unwrap_or("?"), e.message().unwrap_or(""), e.r#type().unwrap_or(""))
+            })
             .collect::<Vec<_>>()
             .join("; ")
     };

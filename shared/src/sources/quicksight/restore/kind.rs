@@ -37,12 +37,8 @@ impl Kind for QuickSightRestoreJob {
 
     fn endpoints(&self) -> (String, String) {
         let (from, _) = self.backup.endpoints();
-        let to = format!(
-            "quicksight://{}/{} (identity region {})",
-            self.account(),
-            self.region(),
-            self.identity_region()
-        );
+        let to =
+            format!("quicksight://{}/{} (identity region {})", self.account(), self.region(), self.identity_region());
         (from.replacen("quicksight://", "backup of quicksight://", 1), to)
     }
 

@@ -7,16 +7,16 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
 
+use super::QuickSightRestoreJob;
 use super::config::Only;
 use super::task::{BundleRef, Imports, QuickSightRestoreTask, UserIdentity};
-use super::QuickSightRestoreJob;
 use crate::aws::error_text;
 use crate::model::{Action, Status};
+use crate::pipeline::EngineError;
 use crate::pipeline::kind::JobContext;
 use crate::pipeline::planner::TaskSink;
-use crate::pipeline::EngineError;
-use crate::sources::quicksight::plan::Tables;
 use crate::sources::quicksight::AssetType;
+use crate::sources::quicksight::plan::Tables;
 use crate::store::{ControlStore, Manifest};
 
 type Item = HashMap<String, AttributeValue>;
@@ -25,7 +25,11 @@ fn text(item: &Item, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
-pub async fn plan(cx: &JobContext<'_>, spec: &QuickSightRestoreJob, sink: &mut TaskSink<'_>) -> Result<(), EngineError> {
+pub async fn plan(
+    cx: &JobContext<'_>,
+    spec: &QuickSightRestoreJob,
+    sink: &mut TaskSink<'_>,
+) -> Result<(), EngineError> {
     let filters = spec.options.filters().map_err(|(f, m)| EngineError::Input(format!("restore.{f}: {m}")))?;
     let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.run.control);
     let date = match spec.options.date {
@@ -90,8 +94,10 @@ async fn plan_identities(
     filters: &[Only],
 ) -> Result<(), EngineError> {
     let tables = Tables::of(&spec.backup, date);
-    let wanted_users: Vec<&str> = filters.iter().filter_map(|f| if let Only::User(u) = f { Some(u.as_str()) } else { None }).collect();
-    let wanted_groups: Vec<&str> = filters.iter().filter_map(|f| if let Only::Group(g) = f { Some(g.as_str()) } else { None }).collect();
+    let wanted_users: Vec<&str> =
+        filters.iter().filter_map(|f| if let Only::User(u) = f { Some(u.as_str()) } else { None }).collect();
+    let wanted_groups: Vec<&str> =
+        filters.iter().filter_map(|f| if let Only::Group(g) = f { Some(g.as_str()) } else { None }).collect();
     let filtered = !filters.is_empty();
     let user_wanted = |name: &str| !filtered || wanted_users.contains(&name);
     let group_wanted = |name: &str| !filtered || wanted_groups.contains(&name);
@@ -146,7 +152,8 @@ async fn plan_identities(
 /// The manifest of the day's last run that exported bundles.
 async fn day_manifest(store: &ControlStore, job: &str, date: NaiveDate) -> Result<Option<Manifest>, EngineError> {
     let prefix = format!("runs/{job}/{job}-{}", date.format("%Y%m%d"));
-    let mut keys: Vec<String> = store.list(&prefix).await?.into_iter().filter(|k| k.ends_with("/manifest.json")).collect();
+    let mut keys: Vec<String> =
+        store.list(&prefix).await?.into_iter().filter(|k| k.ends_with("/manifest.json")).collect();
     keys.sort();
     while let Some(key) = keys.pop() {
         if let Some(manifest) = store.get_json::<Manifest>(&key).await?
@@ -171,8 +178,10 @@ async fn plan_imports(
             spec.backup_job
         )));
     };
-    let wanted: Vec<(AssetType, &str)> =
-        filters.iter().filter_map(|f| if let Only::Asset(t, id) = f { Some((*t, id.as_str())) } else { None }).collect();
+    let wanted: Vec<(AssetType, &str)> = filters
+        .iter()
+        .filter_map(|f| if let Only::Asset(t, id) = f { Some((*t, id.as_str())) } else { None })
+        .collect();
     let filtered = !filters.is_empty();
     let mut stages: Vec<Vec<BundleRef>> = vec![Vec::new(); AssetType::ALL.len()];
     for outcome in &manifest.tasks {

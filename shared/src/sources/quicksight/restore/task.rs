@@ -97,7 +97,9 @@ impl KindTask for QuickSightRestoreTask {
             QuickSightRestoreTask::Group { name, .. } => TaskLine::new("create group", name),
             QuickSightRestoreTask::User(user) => TaskLine::new("register", &user.user_name)
                 .tail(format!(" ({})", user.identity_type.as_deref().unwrap_or("?"))),
-            QuickSightRestoreTask::Membership { user, group, .. } => TaskLine::new("add member", format!("{user} to {group}")),
+            QuickSightRestoreTask::Membership { user, group, .. } => {
+                TaskLine::new("add member", format!("{user} to {group}"))
+            }
             QuickSightRestoreTask::Imports(imports) => {
                 let bundles: usize = imports.stages.iter().map(Vec::len).sum();
                 let assets: usize = imports.stages.iter().flatten().map(|b| b.assets.len()).sum();
@@ -109,14 +111,19 @@ impl KindTask for QuickSightRestoreTask {
 
     fn outcome(&self, status: Status) -> Outcome {
         match self {
-            QuickSightRestoreTask::Group { name, .. } => Outcome::new(Action::Restore, format!("groups/{name}"), status),
-            QuickSightRestoreTask::User(user) => Outcome::new(Action::Restore, format!("users/{}", user.user_name), status),
+            QuickSightRestoreTask::Group { name, .. } => {
+                Outcome::new(Action::Restore, format!("groups/{name}"), status)
+            }
+            QuickSightRestoreTask::User(user) => {
+                Outcome::new(Action::Restore, format!("users/{}", user.user_name), status)
+            }
             QuickSightRestoreTask::Membership { user, group, .. } => {
                 Outcome::new(Action::Restore, format!("memberships/{user}#{group}"), status)
             }
             QuickSightRestoreTask::Imports(imports) => {
                 let names: Vec<String> = imports.stages.iter().flatten().map(BundleRef::name).collect();
-                Outcome::new(Action::Restore, "imports", status).with_detail(format!("bundles not imported: {}", names.join(", ")))
+                Outcome::new(Action::Restore, "imports", status)
+                    .with_detail(format!("bundles not imported: {}", names.join(", ")))
             }
         }
     }
