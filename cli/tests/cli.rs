@@ -302,3 +302,85 @@ fn the_config_of_the_tool_backline_replaces_imports_into_a_valid_job_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("tableau-wb-backup2s3"), "names the tools it knows");
 }
+
+/// A quicksight job against the QuickSight emulator, run through the binary.
+fn quicksight_file(bucket: &str, table: &str) -> PathBuf {
+    temp_file(
+        "quicksight.yaml",
+        &format!(
+            "jobs:\n  - name: qs\n    kind: quicksight\n    mode: full\n    source:\n      account_id: \"111111111111\"\n      region: us-east-1\n    target:\n      bucket: {bucket}\n      users_table: {table}-u\n      groups_table: {table}-g\n      memberships_table: {table}-m\n    poll_interval: 1s\n"
+        ),
+    )
+}
+
+#[test]
+fn quicksight_mode_and_output_dir_from_the_command_line() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let world = serde_json::json!({"accounts": {"111111111111": {
+        "users": [{"name": "alice", "identity_type": "QUICKSIGHT"}, {"name": "bob", "identity_type": "QUICKSIGHT"}],
+        "groups": [{"name": "analysts"}], "memberships": [{"group": "analysts", "member": "bob"}],
+        "regions": {"us-east-1": {"dashboards": [{"id": "d1"}]}}}}});
+    let server = runtime.block_on(backline_tests::quicksight::QuickSightServer::start(&world));
+    let bucket = unique("qs-cli");
+    runtime.block_on(async { create_bucket(&Moto::get().clients().await.s3, &bucket).await });
+    let file = quicksight_file(&bucket, &unique("qs-cli"));
+    let out = std::env::temp_dir().join(unique("qs-out"));
+    let run = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_backline"));
+        command.args(args).env_remove("BACKLINE_CONFIG").env("AWS_ENDPOINT_URL_QUICKSIGHT", &server.url);
+        for (name, value) in Moto::get().env() {
+            command.env(name, value);
+        }
+        command.output().expect("backline runs")
+    };
+
+    let config = file.to_str().unwrap();
+    let output = run(&["run", "--config", config, "--mode", "users-only", "--output-dir", out.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    let mut written: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    written.sort();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written[0].starts_with("backup_manifest_") && written[0].ends_with(".json"), "{written:?}");
+    assert!(written[1].starts_with("backup_report_") && written[1].ends_with(".txt"), "{written:?}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(&written[0])).unwrap()).unwrap();
+    let keys: Vec<&str> = manifest["tasks"].as_array().unwrap().iter().map(|t| t["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 4, "users-only: 2 users, 1 group, 1 membership, no bundle: {keys:?}");
+    let report = std::fs::read_to_string(out.join(&written[1])).unwrap();
+    assert!(report.contains("`qs` (quicksight)") && report.contains("| 4 | 4 |"), "{report}");
+
+    // --dry-run reports its checks and writes nothing; --mode applies only where a job has one.
+    let output = run(&["plan", "--config", config]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("exists, would be reused") && stdout.contains("1 dashboards in 1 bundle"), "{stdout}");
+    let s3_job = job_file("src-mode", "dst-mode", "");
+    let output = run(&["run", "--config", s3_job.to_str().unwrap(), "--mode", "full"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("--mode applies to none of the jobs run (s3)"), "{}", text(&output).1);
+
+    // A restore's bad --only is named.
+    let output = run(&["restore", "--config", config, "--job", "qs", "--only", "widgets/w1", "--dry-run"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("widgets") && text(&output).1.contains("dashboards"), "{}", text(&output).1);
+}
+
+#[test]
+fn the_quicksight_backup_config_imports_into_a_valid_job_file() {
+    let original = temp_file(
+        "config.yaml",
+        "aws:\n  region: eu-west-1\n  account_id: \"123456789012\"\n  identity_region: us-east-1\ns3:\n  bucket_name: my-qs-backups\n  prefix_format: YYYY-MM-DD\nbackup:\n  max_assets_per_bundle: 25\nlogging:\n  level: DEBUG\n",
+    );
+    let output = backline(&["config", "import", "quicksight-backup", original.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let imported = temp_file("imported.yaml", &stdout);
+    let output = backline(&["config", "check", imported.to_str().unwrap()]);
+    let (checked, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{stdout}");
+    assert!(
+        checked.contains("max_assets_per_bundle = 25") && checked.contains("prefix_format = \"YYYY-MM-DD\""),
+        "{checked}"
+    );
+}
