@@ -12,7 +12,7 @@ EVENT ?= events/planner-request.json
 CONFIG ?= infra/backline.example.toml
 
 .PHONY: help setup setup-lambda setup-infra test emulator-test lint demo watch invoke lambdas stack-up stack-down \
-	synth infra-test deploy bench setup-bench bench-fs-plan bench-tableau clean
+	synth infra-test deploy bench setup-bench bench-fs-plan bench-tableau bench-quicksight clean
 
 # Files in the filesystem planning benchmark's tree.
 N ?= 1000000
@@ -133,6 +133,12 @@ bench-tableau: setup ## Tableau: requests per workbook in a no-change run (WORKB
 	cargo build --release --locked -p backline-cli
 	scripts/stack.sh up
 	source .demo/stack.env && .venv/bin/python bench/tableau.py $(CARGO_TARGET_DIR)/release/backline \
+		$(BENCH_DIR); rc=$$?; scripts/stack.sh down; exit $$rc
+
+bench-quicksight: setup ## QuickSight: API calls and wall time for ASSETS=1000 assets and USERS=200 users against the emulator
+	cargo build --release --locked -p backline-cli
+	scripts/stack.sh up
+	source .demo/stack.env && .venv/bin/python bench/quicksight.py $(CARGO_TARGET_DIR)/release/backline \
 		$(BENCH_DIR); rc=$$?; scripts/stack.sh down; exit $$rc
 
 clean: stack-down ## Remove the venv and local stack files (the cargo build stays warm)

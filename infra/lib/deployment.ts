@@ -45,11 +45,23 @@ export interface ProjectTarget {
 /** A job as written in the file: the stack passes it on to the planner unchanged. */
 export interface Job {
   name: string;
-  kind: 's3' | 's3-restore' | 'filesystem' | 'filesystem-restore' | 'tableau' | 'tableau-restore' | string;
+  kind:
+    | 's3'
+    | 's3-restore'
+    | 'filesystem'
+    | 'filesystem-restore'
+    | 'tableau'
+    | 'tableau-restore'
+    | 'quicksight'
+    | 'quicksight-restore'
+    | string;
   schedule?: string;
   concurrency?: number;
   control?: { bucket: string; prefix?: string };
-  /** `s3`: `bucket` (and `prefix`); `tableau`: `server` and a token or user with its secret. */
+  /**
+   * `s3`: `bucket` (and `prefix`); `tableau`: `server` and a token or user with its secret;
+   * `quicksight`: `account_id`, `region` and `identity_region` (default: `region`), `namespace`.
+   */
   source?: {
     bucket?: string;
     prefix?: string;
@@ -60,19 +72,57 @@ export interface Job {
     password?: SecretReference;
     sites?: string[];
     excluded_sites?: string[];
+    account_id?: string;
+    region?: string;
+    identity_region?: string;
+    namespace?: string;
   };
-  target?: { bucket?: string; prefix?: string; kms_key_id?: string; bucket_prefix?: string; storage_class?: string };
+  /** `quicksight`: `bucket` and `prefix` for bundles, and the base names of its dated tables. */
+  target?: {
+    bucket?: string;
+    prefix?: string;
+    kms_key_id?: string;
+    bucket_prefix?: string;
+    storage_class?: string;
+    users_table?: string;
+    groups_table?: string;
+    memberships_table?: string;
+    prefix_format?: string;
+  };
   /** `tableau`: projects whose workbooks go to a bucket of their own. */
   projects?: ProjectTarget[];
+  /** `quicksight`: delete the job's dated tables older than this (`90d`) after a successful run. */
+  keep_tables?: string;
+  /** `quicksight`: what to back up. */
+  mode?: 'full' | 'users-only' | 'assets-only';
   notify?: { teams_webhook?: SecretReference; webhook?: SecretReference };
   backup_job?: string;
   backup?: {
-    /** `s3-restore`: the bucket backed up; `tableau-restore`: the server and its credentials. */
+    /**
+     * `s3-restore`: the bucket backed up; `tableau-restore`: the server and its credentials;
+     * `quicksight-restore`: the account and regions backed up.
+     */
     source?: Job['source'];
-    target?: { bucket?: string; prefix?: string; bucket_prefix?: string };
+    target?: Pick<
+      NonNullable<Job['target']>,
+      'bucket' | 'prefix' | 'bucket_prefix' | 'users_table' | 'groups_table' | 'memberships_table' | 'prefix_format'
+    >;
     projects?: ProjectTarget[];
+    keep_tables?: string;
+    mode?: Job['mode'];
   };
-  options?: { to_bucket: string };
+  /**
+   * `s3-restore`: `to_bucket`; `quicksight-restore`: where to (`to_account`, `to_region`,
+   * `to_identity_region`) and what (`users`, `assets`; neither: both).
+   */
+  options?: {
+    to_bucket?: string;
+    to_account?: string;
+    to_region?: string;
+    to_identity_region?: string;
+    users?: boolean;
+    assets?: boolean;
+  };
   folders?: string[];
   roots?: string[];
   [field: string]: unknown;
@@ -125,12 +175,58 @@ function defaultControlBucket(job: Job): string {
       return job.target?.bucket ?? job.projects![0].bucket;
     case 'tableau-restore':
       return job.backup!.target?.bucket ?? job.backup!.projects![0].bucket;
+    case 'quicksight-restore':
+      return job.backup!.target!.bucket!;
     case 'filesystem':
       return `${job.target!.bucket_prefix}-backline`;
     case 'filesystem-restore':
       return `${job.backup!.target!.bucket_prefix}-backline`;
-    // s3: the target bucket.
+    // s3 and quicksight: the target bucket.
     default:
       return job.target!.bucket!;
   }
+}
+
+/**
+ * A `quicksight` spec (a job, or a `quicksight-restore` job's `backup`) with the engine's
+ * defaults (shared/src/sources/quicksight/config.rs): the file is read as written, not as
+ * `backline config check` completes it.
+ */
+export interface QuickSight {
+  account: string;
+  /** Where the assets are. */
+  region: string;
+  /** Where users and groups are: `identity_region`, or `region`. */
+  identityRegion: string;
+  bucket: string;
+  /** Bundles go under `prefix/`, or at the top of the bucket when the prefix is empty. */
+  prefix: string;
+  /** The base names of the dated tables `YYYY-MM-DD-<base>`: users, groups, memberships. */
+  tables: [string, string, string];
+  /** Mode `full` or `users-only`: users, groups and memberships into the tables. */
+  users: boolean;
+  /** Mode `full` or `assets-only`: asset bundles into the bucket. */
+  assets: boolean;
+}
+
+export function quickSightOf(spec: Pick<Job, 'source' | 'target' | 'mode'>): QuickSight {
+  const source = spec.source!;
+  const target = spec.target!;
+  const mode = spec.mode ?? 'full';
+  const prefix = (target.prefix ?? 'quicksight-backups').replace(/\/+$/, '');
+  return {
+    // A bare number in TOML reads as one; the engine takes its 12 digits.
+    account: String(source.account_id),
+    region: source.region!,
+    identityRegion: source.identity_region ?? source.region!,
+    bucket: target.bucket!,
+    prefix: prefix ? `${prefix}/` : '',
+    tables: [
+      target.users_table ?? 'quicksight-users-backup',
+      target.groups_table ?? 'quicksight-groups-backup',
+      target.memberships_table ?? 'quicksight-users-groups-backup',
+    ],
+    users: mode !== 'assets-only',
+    assets: mode !== 'users-only',
+  };
 }

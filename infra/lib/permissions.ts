@@ -3,7 +3,7 @@
 // where the API has no resource-level permissions (documented at the statement).
 import { Aws } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { controlOf, type Job, type SecretReference } from './deployment.ts';
+import { controlOf, type Job, quickSightOf, type SecretReference } from './deployment.ts';
 
 const bucketArn = (bucket: string) => `arn:aws:s3:::${bucket}`;
 const objectsArn = (bucket: string, prefix = '') => `arn:aws:s3:::${bucket}/${prefix}*`;
@@ -55,6 +55,46 @@ export function secretStatements(references: (SecretReference | undefined)[]): P
   return statements;
 }
 
+/** Everything of QuickSight's in one account and region (assets, users, groups, bundle jobs). */
+const quickSightArn = (region: string, account: string) => `arn:aws:quicksight:${region}:${account}:*`;
+
+/**
+ * QuickSight actions that have no resource-level permissions (Service Authorization Reference):
+ * `*`, held to the region by `aws:RequestedRegion`; IAM policies act in the role's own account.
+ */
+function quickSightUnscoped(actions: string[], region: string): PolicyStatement {
+  return new PolicyStatement({
+    actions,
+    resources: ['*'],
+    conditions: { StringEquals: { 'aws:RequestedRegion': region } },
+  });
+}
+
+/**
+ * A quicksight job's dated tables, `YYYY-MM-DD-<base>` for each base, in the stack's account and
+ * region (the functions' DynamoDB client): `?` is one character, so no other table matches.
+ */
+const datedTableArns = (bases: string[]) =>
+  bases.map((base) => `arn:aws:dynamodb:${Aws.REGION}:${Aws.ACCOUNT_ID}:table/????-??-??-${base}`);
+
+/**
+ * `keep_tables`: after a successful run the finalizer deletes the job's dated tables past the
+ * limit (shared/src/sources/quicksight/retention.rs): it lists the tables, and deletes one only
+ * after reading its tags.
+ */
+function quickSightRetention(job: Job): PolicyStatement[] {
+  const spec = quickSightOf(job);
+  if (!job.keep_tables || !spec.users) return [];
+  return [
+    // ListTables has no resource-level permissions.
+    new PolicyStatement({ actions: ['dynamodb:ListTables'], resources: ['*'] }),
+    new PolicyStatement({
+      actions: ['dynamodb:DescribeTable', 'dynamodb:ListTagsOfResource', 'dynamodb:DeleteTable'],
+      resources: datedTableArns(spec.tables),
+    }),
+  ];
+}
+
 export type Role = 'planner' | 'worker' | 'finalizer';
 
 /** What one function needs for one job. */
@@ -72,7 +112,10 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
   // [jobs.notify] webhooks: the planner reports a run that failed to plan, the finalizer a run
   // that failed (shared/src/pipeline/{planner,finalizer}.rs).
   if (role !== 'worker') statements.push(...secretStatements([job.notify?.teams_webhook, job.notify?.webhook]));
-  if (role === 'finalizer') return statements;
+  if (role === 'finalizer') {
+    if (job.kind === 'quicksight') statements.push(...quickSightRetention(job));
+    return statements;
+  }
 
   if (job.kind === 'filesystem') {
     // One bucket per folder, named {bucket_prefix}-{slug}: known by prefix only. The planner
@@ -165,7 +208,7 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     }
   } else if (job.kind === 's3-restore') {
     const backup = job.backup!.target!.bucket!;
-    const to = job.options!.to_bucket;
+    const to = job.options!.to_bucket!;
     statements.push(
       new PolicyStatement({ actions: ['s3:ListBucket', 's3:ListBucketVersions'], resources: [bucketArn(backup)] }),
       // The planner creates the restore bucket; the worker lists it so a missing object reads as
@@ -222,6 +265,145 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
     }
     // Both sign in to the server: the planner to list sites and workbooks, the worker to download.
     statements.push(...secretStatements([job.source?.token_secret, job.source?.password]));
+  } else if (job.kind === 'quicksight') {
+    // Users, groups and memberships are read in the identity region into the day's tables
+    // (mode full or users-only); assets are listed in `region` and exported as bundles into the
+    // target bucket (full or assets-only). The planner makes the tables, the workers fill them.
+    const spec = quickSightOf(job);
+    const identity = quickSightArn(spec.identityRegion, spec.account);
+    const assets = quickSightArn(spec.region, spec.account);
+    if (role === 'planner') {
+      // Checks the target bucket exists (HeadBucket is s3:ListBucket) whatever the mode.
+      statements.push(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn(spec.bucket)] }));
+      if (spec.users) {
+        statements.push(
+          new PolicyStatement({
+            actions: ['quicksight:ListUsers', 'quicksight:ListGroups', 'quicksight:ListGroupMemberships'],
+            resources: [identity],
+          }),
+          // Makes each of the day's tables unless it exists (tagged with the job, so retention
+          // deletes only its own), and waits until it is ACTIVE; a dry run only describes them.
+          new PolicyStatement({
+            actions: ['dynamodb:CreateTable', 'dynamodb:DescribeTable', 'dynamodb:TagResource'],
+            resources: datedTableArns(spec.tables),
+          }),
+        );
+      }
+      if (spec.assets) {
+        statements.push(
+          new PolicyStatement({ actions: ['quicksight:ListAnalyses', 'quicksight:ListDashboards'], resources: [assets] }),
+          quickSightUnscoped(['quicksight:ListDataSources', 'quicksight:ListDataSets'], spec.region),
+        );
+      }
+    } else {
+      if (spec.users) {
+        statements.push(
+          new PolicyStatement({ actions: ['dynamodb:BatchWriteItem'], resources: datedTableArns(spec.tables) }),
+        );
+      }
+      if (spec.assets) {
+        statements.push(
+          // An export job reads every asset it bundles with the caller's permissions: the
+          // definitions (DescribeAnalysisDefinition and DescribeDashboardDefinition are
+          // authorized as DescribeAnalysis and DescribeDashboard), permissions, tags, refresh
+          // properties, and what the assets use (themes, VPC connections).
+          new PolicyStatement({
+            actions: [
+              'quicksight:StartAssetBundleExportJob',
+              'quicksight:DescribeAssetBundleExportJob',
+              'quicksight:DescribeDataSource',
+              'quicksight:DescribeDataSourcePermissions',
+              'quicksight:DescribeDataSet',
+              'quicksight:DescribeDataSetPermissions',
+              'quicksight:DescribeDataSetRefreshProperties',
+              'quicksight:DescribeAnalysis',
+              'quicksight:DescribeAnalysisPermissions',
+              'quicksight:DescribeDashboard',
+              'quicksight:DescribeDashboardPermissions',
+              'quicksight:DescribeTheme',
+              'quicksight:DescribeThemePermissions',
+              'quicksight:DescribeVPCConnection',
+              'quicksight:ListTagsForResource',
+            ],
+            resources: [assets],
+          }),
+          quickSightUnscoped(['quicksight:ListRefreshSchedules'], spec.region),
+          // Streams each finished bundle from its download URL into the bucket (multipart).
+          new PolicyStatement({
+            actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'],
+            resources: [objectsArn(spec.bucket, spec.prefix)],
+          }),
+        );
+      }
+    }
+  } else if (job.kind === 'quicksight-restore') {
+    // A day of a quicksight backup, into `to_account` (default: the backup's) and `to_region`
+    // (default: the backup's region): the planner scans the day's tables (and reads the backup
+    // run's manifest in the control location); the worker creates groups, users and memberships
+    // in the identity region and imports the bundles in the asset region.
+    const backup = quickSightOf(job.backup!);
+    const options = job.options ?? {};
+    const [users, assets] = options.users || options.assets ? [!!options.users, !!options.assets] : [true, true];
+    const account = options.to_account ?? backup.account;
+    const region = options.to_region ?? backup.region;
+    const identityRegion =
+      options.to_identity_region ?? (options.to_account && options.to_region ? options.to_region : backup.identityRegion);
+    if (role === 'planner') {
+      if (users) {
+        statements.push(new PolicyStatement({ actions: ['dynamodb:Scan'], resources: datedTableArns(backup.tables) }));
+      }
+    } else {
+      if (users) {
+        statements.push(
+          new PolicyStatement({
+            actions: [
+              'quicksight:CreateGroup',
+              'quicksight:DescribeUser',
+              'quicksight:RegisterUser',
+              'quicksight:CreateGroupMembership',
+            ],
+            resources: [quickSightArn(identityRegion, account)],
+          }),
+        );
+      }
+      if (assets) {
+        statements.push(
+          // An import job creates or updates each asset of the bundle, with its permissions,
+          // tags and refresh schedules, with the caller's permissions.
+          new PolicyStatement({
+            actions: [
+              'quicksight:StartAssetBundleImportJob',
+              'quicksight:DescribeAssetBundleImportJob',
+              'quicksight:UpdateDataSource',
+              'quicksight:UpdateDataSourcePermissions',
+              'quicksight:PassDataSource',
+              'quicksight:CreateDataSet',
+              'quicksight:UpdateDataSet',
+              'quicksight:UpdateDataSetPermissions',
+              'quicksight:PassDataSet',
+              'quicksight:CreateRefreshSchedule',
+              'quicksight:UpdateRefreshSchedule',
+              'quicksight:CreateAnalysis',
+              'quicksight:UpdateAnalysis',
+              'quicksight:UpdateAnalysisPermissions',
+              'quicksight:CreateDashboard',
+              'quicksight:UpdateDashboard',
+              'quicksight:UpdateDashboardPermissions',
+              'quicksight:UpdateDashboardPublishedVersion',
+              'quicksight:DescribeDataSource',
+              'quicksight:DescribeDataSet',
+              'quicksight:DescribeAnalysis',
+              'quicksight:DescribeDashboard',
+              'quicksight:TagResource',
+            ],
+            resources: [quickSightArn(region, account)],
+          }),
+          quickSightUnscoped(['quicksight:CreateDataSource', 'quicksight:CreateVPCConnection'], region),
+          // QuickSight reads each bundle from its S3 URI with the caller's access.
+          new PolicyStatement({ actions: ['s3:GetObject'], resources: [objectsArn(backup.bucket, backup.prefix)] }),
+        );
+      }
+    }
   } else {
     throw new Error(`job ${job.name}: kind ${job.kind} has no permissions defined in infra/lib/permissions.ts`);
   }

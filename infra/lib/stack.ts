@@ -382,12 +382,18 @@ export class BacklineStack extends Stack {
               'Objects under named buckets and prefixes (bucket/prefix*) cannot be named one by one; X-Ray trace ' +
               'writes and CloudWatch PutMetricData have no resource-level permissions (PutMetricData is pinned to ' +
               'the Backline namespace by condition); EFS ClientMount is granted by CDK on * under a condition on ' +
-              'the access point ARN.',
+              'the access point ARN. QuickSight jobs: assets, users and bundle jobs are not known before a run, so ' +
+              'QuickSight actions name one account and region (arn:aws:quicksight:REGION:ACCOUNT:*); those without ' +
+              'resource-level permissions (ListDataSets, ListDataSources, ListRefreshSchedules, CreateDataSource, ' +
+              'CreateVPCConnection) are on * pinned to the region by aws:RequestedRegion, and DynamoDB ListTables ' +
+              '(retention of dated tables) has none either.',
             appliesTo: [
               'Resource::*',
               { regex: '/^Resource::arn:aws:s3:::[a-z0-9.-]+\\/.*\\*$/g' },
               // Filesystem jobs: one bucket per folder, {bucket_prefix}-{slug}, named at run time.
               { regex: '/^Resource::arn:aws:s3:::[a-z0-9-]+-\\*(\\/.*\\*)?$/g' },
+              // QuickSight jobs: one account's assets and identities in one region.
+              { regex: '/^Resource::arn:aws:quicksight:[a-z0-9-]+:[0-9]{12}:\\*$/g' },
             ],
           },
         ],

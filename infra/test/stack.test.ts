@@ -6,7 +6,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import assert from 'node:assert/strict';
 import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { controlOf, type Deployment, type Job, loadDeployment } from '../lib/deployment.ts';
+import { controlOf, type Deployment, type Job, loadDeployment, quickSightOf } from '../lib/deployment.ts';
 import { type Role, statementsFor } from '../lib/permissions.ts';
 import { BacklineStack, CONTEXT, MAX_RECEIVE_COUNT, scheduleInput } from '../lib/stack.ts';
 
@@ -135,6 +135,18 @@ const statements = (role: Role) =>
   stack.resolve((stack.functions[role].role!.node.tryFindChild('DefaultPolicy') as any).document).Statement as any[];
 const grants = (role: Role, action: string) =>
   statements(role).filter((s) => [s.Action].flat().includes(action)).flatMap(arns);
+// A job's own statements, resolved in the stack as the functions get them.
+const own = (job: Job, role: Role) => statementsFor(job, role).map((s) => stack.resolve(s.toStatementJson())) as any[];
+const writes = (job: Job, role: Role) =>
+  own(job, role).filter((s) => [s.Action].flat().some((a: string) => WRITES.test(a))).flatMap(arns);
+/** QuickSight actions without resource-level permissions: on `*`, pinned to a region. */
+const QUICKSIGHT_UNSCOPED = new Set([
+  'quicksight:ListDataSources',
+  'quicksight:ListDataSets',
+  'quicksight:ListRefreshSchedules',
+  'quicksight:CreateDataSource',
+  'quicksight:CreateVPCConnection',
+]);
 
 describe('functions', () => {
   const functions = resources('AWS::Lambda::Function');
@@ -160,6 +172,8 @@ describe('functions', () => {
           const pinned = (a: string) =>
             (a === 'cloudwatch:PutMetricData' && statement.Condition?.StringEquals?.['cloudwatch:namespace']) ||
             (a === 'elasticfilesystem:ClientMount' && statement.Condition?.StringEquals?.['elasticfilesystem:AccessPointArn']) ||
+            (QUICKSIGHT_UNSCOPED.has(a) && statement.Condition?.StringEquals?.['aws:RequestedRegion']) ||
+            a === 'dynamodb:ListTables' ||
             a.startsWith('xray:');
           assert.ok(actions.every(pinned), `${id}: * for ${actions}`);
         }
@@ -201,11 +215,6 @@ describe('functions', () => {
 describe('a tableau job', () => {
   const tableau = example.jobs.find((j) => j.kind === 'tableau')!;
   const ssm = (name: string) => `arn:aws:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${name}`;
-  // The job's own statements, resolved in the stack as the functions get them.
-  const own = (job: Job, role: Role) =>
-    statementsFor(job, role).map((s) => stack.resolve(s.toStatementJson())) as any[];
-  const writes = (job: Job, role: Role) =>
-    own(job, role).filter((s) => [s.Action].flat().some((a: string) => WRITES.test(a))).flatMap(arns);
 
   it('is in the example, with a project bucket and its token in SSM', () => {
     assert.ok(tableau?.schedule);
@@ -280,6 +289,179 @@ describe('a tableau job', () => {
     assert.ok(!own(envOnly, 'planner').some((s) => /^(ssm|secretsmanager):/.test([s.Action].flat()[0])));
     const versioned: Job = { ...tableau, source: { ...tableau.source, token_secret: 'ssm:backline-token:3' } };
     assert.deepEqual(own(versioned, 'worker').filter((s) => s.Action === 'ssm:GetParameter').flatMap(arns), [ssm('/backline-token')]);
+  });
+});
+
+describe('a quicksight job', () => {
+  const prod = example.jobs.find((j) => j.name === 'quicksight-prod')!;
+  const drill = example.jobs.find((j) => j.name === 'quicksight-drill')!;
+  const actions = (s: any): string[] => [s.Action].flat();
+  /** The resources a job's role has for `action`. */
+  const on = (job: Job, role: Role, action: string) => own(job, role).filter((s) => actions(s).includes(action)).flatMap(arns);
+  const withPrefix = (prefix: string) => (a: string) => actions({ Action: a }).some((x) => x.startsWith(prefix));
+  const of = (job: Job, role: Role, service: string) => own(job, role).filter((s) => actions(s).some(withPrefix(service)));
+  const tables = ['quicksight-users-backup', 'quicksight-groups-backup', 'quicksight-users-groups-backup'].map(
+    (base) => `arn:aws:dynamodb:\${AWS::Region}:\${AWS::AccountId}:table/????-??-??-${base}`,
+  );
+  const ROLES: Role[] = ['planner', 'worker', 'finalizer'];
+  const s3Writes = (job: Job, role: Role) =>
+    own(job, role)
+      .filter((s) => actions(s).some((a) => a.startsWith('s3:') && WRITES.test(a)))
+      .flatMap(arns)
+      .sort();
+  const control = 'arn:aws:s3:::quicksight-backup/_backline/*';
+  const bundles = 'arn:aws:s3:::quicksight-backup/quicksight-backups/*';
+
+  it('is in the example: assets in eu-west-1, users in us-east-1, tables kept 90 days, and a drill', () => {
+    assert.ok(prod.schedule && drill.schedule);
+    assert.equal(prod.keep_tables, '90d');
+    assert.equal(drill.backup_job, 'quicksight-prod');
+    assert.deepEqual(controlOf(prod), { bucket: 'quicksight-backup', prefix: '_backline/' });
+    assert.deepEqual(controlOf(drill), { bucket: 'quicksight-backup', prefix: '_backline/' });
+    assert.deepEqual(quickSightOf(prod), {
+      account: '123456789012',
+      region: 'eu-west-1',
+      identityRegion: 'us-east-1',
+      bucket: 'quicksight-backup',
+      prefix: 'quicksight-backups/',
+      tables: ['quicksight-users-backup', 'quicksight-groups-backup', 'quicksight-users-groups-backup'],
+      users: true,
+      assets: true,
+    });
+  });
+
+  it('lets the planner list users in us-east-1 and assets in eu-west-1, of account 123456789012 only', () => {
+    for (const action of ['quicksight:ListUsers', 'quicksight:ListGroups', 'quicksight:ListGroupMemberships']) {
+      assert.deepEqual(on(prod, 'planner', action), ['arn:aws:quicksight:us-east-1:123456789012:*'], action);
+    }
+    for (const action of ['quicksight:ListAnalyses', 'quicksight:ListDashboards']) {
+      assert.deepEqual(on(prod, 'planner', action), ['arn:aws:quicksight:eu-west-1:123456789012:*'], action);
+    }
+    // No resource-level permissions: *, but only in eu-west-1.
+    const unscoped = own(prod, 'planner').filter((s) => actions(s).includes('quicksight:ListDataSets'));
+    assert.deepEqual(unscoped, [
+      {
+        Action: ['quicksight:ListDataSources', 'quicksight:ListDataSets'],
+        Effect: 'Allow',
+        Resource: '*',
+        Condition: { StringEquals: { 'aws:RequestedRegion': 'eu-west-1' } },
+      },
+    ]);
+    assert.deepEqual(on(prod, 'planner', 's3:ListBucket').sort(), ['arn:aws:s3:::quicksight-backup', 'arn:aws:s3:::quicksight-backup']);
+    assert.ok(grants('planner', 'quicksight:ListUsers').includes('arn:aws:quicksight:us-east-1:123456789012:*'));
+  });
+
+  it('lets the planner make and the worker fill only the three dated tables, never table/*', () => {
+    for (const action of ['dynamodb:CreateTable', 'dynamodb:DescribeTable', 'dynamodb:TagResource']) {
+      assert.deepEqual(on(prod, 'planner', action), tables, action);
+    }
+    assert.deepEqual(on(prod, 'worker', 'dynamodb:BatchWriteItem'), tables);
+    assert.deepEqual(on(drill, 'planner', 'dynamodb:Scan'), tables);
+    for (const job of [prod, drill]) {
+      for (const role of ROLES) {
+        for (const statement of of(job, role, 'dynamodb:')) {
+          const expected = actions(statement).includes('dynamodb:ListTables') ? ['*'] : tables;
+          assert.deepEqual(arns(statement), expected, `${job.name} ${role}: ${JSON.stringify(statement)}`);
+        }
+      }
+    }
+    for (const arn of tables) assert.ok(grants('planner', 'dynamodb:CreateTable').includes(arn), arn);
+    for (const role of ROLES) assert.doesNotMatch(JSON.stringify(statements(role)), /:table\/\*/, role);
+  });
+
+  it('lets the worker write only under quicksight-backup/quicksight-backups/, and export from eu-west-1', () => {
+    assert.deepEqual(s3Writes(prod, 'worker'), [control, bundles]);
+    const upload = own(prod, 'worker').filter((s) => actions(s).includes('s3:ListMultipartUploadParts'));
+    assert.deepEqual(upload.map((s) => [actions(s).sort(), arns(s)]), [
+      [['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:PutObject'], [bundles]],
+    ]);
+    for (const action of ['quicksight:StartAssetBundleExportJob', 'quicksight:DescribeDashboard', 'quicksight:DescribeDataSet']) {
+      assert.deepEqual(on(prod, 'worker', action), ['arn:aws:quicksight:eu-west-1:123456789012:*'], action);
+    }
+    assert.deepEqual(on(prod, 'worker', 'quicksight:ListRefreshSchedules'), ['*']);
+    assert.ok(grants('worker', 's3:PutObject').includes(bundles));
+    // Nothing writes to the assets: the backup only reads QuickSight.
+    const quicksight = of(prod, 'worker', 'quicksight:').concat(of(prod, 'planner', 'quicksight:')).flatMap(actions);
+    assert.deepEqual(quicksight.filter((a) => /Create|Update|Delete|Register|Tag(?!s)/.test(a)), []);
+  });
+
+  it('puts bundles under the prefix as configured, or at the top of the bucket', () => {
+    const at = (prefix: string) => s3Writes({ ...prod, target: { ...prod.target, prefix } }, 'worker');
+    assert.deepEqual(at('qs/daily/'), [control, 'arn:aws:s3:::quicksight-backup/qs/daily/*']);
+    assert.deepEqual(at('qs'), [control, 'arn:aws:s3:::quicksight-backup/qs/*']);
+    assert.deepEqual(at(''), ['arn:aws:s3:::quicksight-backup/*', control]);
+  });
+
+  it('gives the finalizer DeleteTable on the three tables only because keep_tables is set', () => {
+    assert.deepEqual(on(prod, 'finalizer', 'dynamodb:DeleteTable'), tables);
+    assert.deepEqual(on(prod, 'finalizer', 'dynamodb:ListTagsOfResource'), tables);
+    assert.deepEqual(on(prod, 'finalizer', 'dynamodb:ListTables'), ['*']);
+    assert.deepEqual(grants('finalizer', 'dynamodb:DeleteTable'), tables);
+    assert.deepEqual(s3Writes(prod, 'finalizer'), [control]);
+    const { keep_tables: _keep, ...kept } = prod;
+    assert.deepEqual(of(kept, 'finalizer', 'dynamodb:'), []);
+    assert.equal(own(kept, 'finalizer').length, own(prod, 'finalizer').length - 2);
+    // Retention runs only when users are backed up.
+    assert.deepEqual(of({ ...prod, mode: 'assets-only' }, 'finalizer', 'dynamodb:'), []);
+  });
+
+  it('grants what a mode backs up and no more', () => {
+    const usersOnly: Job = { ...prod, mode: 'users-only' };
+    assert.deepEqual(s3Writes(usersOnly, 'worker'), [control]);
+    assert.deepEqual(of(usersOnly, 'worker', 'quicksight:'), []);
+    assert.deepEqual(on(usersOnly, 'planner', 'quicksight:ListDashboards'), []);
+    assert.deepEqual(on(usersOnly, 'worker', 'dynamodb:BatchWriteItem'), tables);
+    const assetsOnly: Job = { ...prod, mode: 'assets-only' };
+    for (const role of ROLES) assert.deepEqual(of(assetsOnly, role, 'dynamodb:'), [], role);
+    assert.deepEqual(on(assetsOnly, 'planner', 'quicksight:ListUsers'), []);
+    assert.deepEqual(s3Writes(assetsOnly, 'worker'), [control, bundles]);
+  });
+
+  it('lets the drill create identities in us-east-1 and import into eu-west-1, in account 210987654321', () => {
+    const identity = ['quicksight:CreateGroup', 'quicksight:DescribeUser', 'quicksight:RegisterUser', 'quicksight:CreateGroupMembership'];
+    for (const action of identity) {
+      assert.deepEqual(on(drill, 'worker', action), ['arn:aws:quicksight:us-east-1:210987654321:*'], action);
+    }
+    for (const action of ['quicksight:StartAssetBundleImportJob', 'quicksight:CreateDashboard', 'quicksight:PassDataSet']) {
+      assert.deepEqual(on(drill, 'worker', action), ['arn:aws:quicksight:eu-west-1:210987654321:*'], action);
+    }
+    const unscoped = own(drill, 'worker').filter((s) => actions(s).includes('quicksight:CreateDataSource'));
+    assert.deepEqual(unscoped.map((s) => [s.Resource, s.Condition]), [
+      ['*', { StringEquals: { 'aws:RequestedRegion': 'eu-west-1' } }],
+    ]);
+    // The backed-up account is not touched; the bundles are read, and only under the prefix.
+    assert.ok(!JSON.stringify(own(drill, 'worker')).includes('123456789012'));
+    assert.deepEqual(on(drill, 'worker', 's3:GetObject').sort(), [control, bundles]);
+    for (const role of ROLES) assert.deepEqual(s3Writes(drill, role), [control], role);
+    assert.deepEqual(of(drill, 'planner', 'quicksight:'), []);
+    assert.deepEqual(of(drill, 'worker', 'dynamodb:'), []);
+    assert.deepEqual(of(drill, 'finalizer', 'dynamodb:').concat(of(drill, 'finalizer', 'quicksight:')), []);
+  });
+
+  it('follows the restore options: region, identity region, and what is restored', () => {
+    const regions = (options: Job['options']) => {
+      const job: Job = { ...drill, options };
+      const first = (action: string) => on(job, 'worker', action)[0]?.split(':').slice(3, 5).join(':');
+      return [first('quicksight:RegisterUser'), first('quicksight:StartAssetBundleImportJob')];
+    };
+    assert.deepEqual(regions({}), ['us-east-1:123456789012', 'eu-west-1:123456789012']);
+    assert.deepEqual(regions({ to_region: 'eu-central-1' }), ['us-east-1:123456789012', 'eu-central-1:123456789012']);
+    assert.deepEqual(regions({ to_account: '210987654321', to_region: 'eu-central-1' }), [
+      'eu-central-1:210987654321',
+      'eu-central-1:210987654321',
+    ]);
+    assert.deepEqual(regions({ to_account: '210987654321', to_region: 'eu-central-1', to_identity_region: 'us-west-2' }), [
+      'us-west-2:210987654321',
+      'eu-central-1:210987654321',
+    ]);
+    const usersOnly: Job = { ...drill, options: { ...drill.options, users: true } };
+    assert.deepEqual(on(usersOnly, 'worker', 'quicksight:StartAssetBundleImportJob'), []);
+    assert.deepEqual(on(usersOnly, 'worker', 's3:GetObject'), [control]);
+    assert.deepEqual(on(usersOnly, 'planner', 'dynamodb:Scan'), tables);
+    const assetsOnly: Job = { ...drill, options: { ...drill.options, assets: true } };
+    assert.deepEqual(on(assetsOnly, 'planner', 'dynamodb:Scan'), []);
+    assert.deepEqual(on(assetsOnly, 'worker', 'quicksight:RegisterUser'), []);
+    assert.deepEqual(on(assetsOnly, 'worker', 's3:GetObject').sort(), [control, bundles]);
   });
 });
 

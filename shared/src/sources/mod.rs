@@ -5,6 +5,7 @@
 //! adding one.
 
 pub mod filesystem;
+#[cfg(feature = "quicksight")]
 pub mod quicksight;
 pub mod s3;
 pub mod tableau;
@@ -19,6 +20,8 @@ pub static REGISTRY: &[KindEntry] = &[
     filesystem::restore::ENTRY,
     tableau::ENTRY,
     tableau::restore::ENTRY,
+    #[cfg(feature = "quicksight")]
     quicksight::ENTRY,
+    #[cfg(feature = "quicksight")]
     quicksight::restore::ENTRY,
 ];

@@ -92,6 +92,20 @@ def test_export_polls_to_successful_and_the_url_expires(emu):
     assert exc.value.code == 403
 
 
+def test_the_expire_next_urls_fault_hands_out_an_expired_url_once(emu):
+    emu.reset(world())
+    qs = emu.client()
+    _, job = export(qs, "job-x", [arn("dashboard", "sales-dash")])
+    emu.faults({"expire_next_urls": 1})
+    expired = qs.describe_asset_bundle_export_job(AwsAccountId=ACCOUNT, AssetBundleExportJobId="job-x")["DownloadUrl"]
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        download(expired)
+    assert exc.value.code == 403 and b"Request has expired" in exc.value.read()
+    fresh = qs.describe_asset_bundle_export_job(AwsAccountId=ACCOUNT, AssetBundleExportJobId="job-x")["DownloadUrl"]
+    assert "dashboard/sales-dash.json" in zip_entries(download(fresh))
+    assert emu.state()["faults"]["expire_next_urls"] == 0
+
+
 def test_export_without_dependencies_warns_and_cloudformation_format(emu):
     emu.reset(world())
     qs = emu.client()
