@@ -13,15 +13,10 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_DRIFT: u8 = 3;
-pub const EXIT_SERVICE_FAILED: u8 = 4;
 
-/// The exit code of a run that stopped with `err`.
+/// The exit code of a run that stopped with `err`: 4 a service call failed, 2 bad input.
 pub fn exit_code(err: &backline::EngineError) -> u8 {
-    match err {
-        backline::EngineError::Service { .. } => EXIT_SERVICE_FAILED,
-        err if err.is_input_error() => EXIT_BAD_INPUT,
-        _ => EXIT_TASKS_FAILED,
-    }
+    err.exit_code()
 }
 
 #[derive(Parser)]
@@ -41,6 +36,9 @@ pub fn exit_code(err: &backline::EngineError) -> u8 {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Also write the log to FILE (at least info level, without colour), as well as to stderr.
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +96,9 @@ struct RunArgs {
     /// TS_SITE_NAME.
     #[arg(long, value_name = "NAME", env = "TS_SITE_NAME")]
     site: Option<String>,
+    /// Print what would be sent to Zabbix (`[notify] zabbix`) instead of sending it.
+    #[arg(long)]
+    zabbix_stub: bool,
     /// QuickSight jobs: what to back up this time, instead of the job's `mode`.
     #[arg(long, value_parser = ["full", "users-only", "assets-only"])]
     mode: Option<String>,
@@ -245,15 +246,44 @@ enum ConfigCommand {
     },
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
+/// Log lines on stderr (colour only on a terminal) and, with `--log-file`, in that file too.
+fn init_logging(verbose: u8, log_file: Option<&std::path::Path>) -> Result<(), String> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+    let level = |verbose: u8| match verbose {
         0 => "warn",
         1 => "info,aws=warn",
         _ => "debug,aws_smithy_runtime=info,hyper=info,h2=info,rustls=info",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BACKLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let filter =
+        |verbose: u8| EnvFilter::try_from_env("BACKLINE_LOG").unwrap_or_else(|_| EnvFilter::new(level(verbose)));
+    let stderr = fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter(verbose));
+    let file = match log_file {
+        None => None,
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("--log-file {}: {e}", path.display()))?;
+            Some(
+                fmt::layer()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_target(false)
+                    .with_ansi(false)
+                    .with_filter(filter(verbose.max(1))),
+            )
+        }
+    };
+    tracing_subscriber::registry().with(stderr).with(file).init();
+    Ok(())
 }
 
 /// The flags of `backline restore` as the `restore` options of a planner request: only what was
@@ -370,14 +400,30 @@ fn import_config(tool: &str, file: &str) -> u8 {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let verbose = match &cli.command {
+        Command::Run(args) => args.job.verbose,
+        Command::Plan(args) | Command::Runs(args) => args.verbose,
+        Command::Restore(args) => args.verbose,
+        Command::Verify(args) => args.job.verbose,
+        Command::Status(args) => args.job.verbose,
+        Command::Config(_) => 0,
+    };
+    if let Err(err) = init_logging(verbose, cli.log_file.as_deref()) {
+        eprintln!("error: {err}");
+        return ExitCode::from(EXIT_BAD_INPUT);
+    }
     let code = match cli.command {
         Command::Run(args) => {
-            init_logging(args.job.verbose);
             if let Some(site) = &args.site {
                 // SAFETY: nothing runs yet on the runtime's other threads to read the environment.
                 unsafe { std::env::set_var("TS_SITE_NAME", site) };
             }
-            let options = backline::pipeline::EngineOptions { state_cache: args.cache, reset_state: args.reset };
+            let options = backline::pipeline::EngineOptions {
+                state_cache: args.cache,
+                reset_state: args.reset,
+                zabbix_stub: args.zabbix_stub,
+                ..Default::default()
+            };
             let overrides: Vec<(&str, serde_json::Value)> =
                 args.mode.iter().map(|mode| ("mode", mode.as_str().into())).collect();
             match run::load_jobs(&args.job.config, args.job.job.as_deref())
@@ -389,29 +435,14 @@ async fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Plan(args) => {
-            init_logging(args.verbose);
-            match run::load_jobs(&args.config, args.job.as_deref()) {
-                Ok(jobs) => run::run_jobs(jobs, true, false, Default::default(), None).await,
-                Err(code) => code,
-            }
-        }
-        Command::Restore(args) => {
-            init_logging(args.verbose);
-            restore(*args).await
-        }
-        Command::Verify(args) => {
-            init_logging(args.job.verbose);
-            records::verify(&args.job.config, args.job.job.as_deref(), args.deep).await
-        }
-        Command::Runs(args) => {
-            init_logging(args.verbose);
-            records::runs(&args.config, args.job.as_deref()).await
-        }
-        Command::Status(args) => {
-            init_logging(args.job.verbose);
-            records::status(&args.job.config, args.job.job.as_deref(), &args.run).await
-        }
+        Command::Plan(args) => match run::load_jobs(&args.config, args.job.as_deref()) {
+            Ok(jobs) => run::run_jobs(jobs, true, false, Default::default(), None).await,
+            Err(code) => code,
+        },
+        Command::Restore(args) => restore(*args).await,
+        Command::Verify(args) => records::verify(&args.job.config, args.job.job.as_deref(), args.deep).await,
+        Command::Runs(args) => records::runs(&args.config, args.job.as_deref()).await,
+        Command::Status(args) => records::status(&args.job.config, args.job.job.as_deref(), &args.run).await,
         Command::Config(ConfigCommand::Check { file }) => match backline::Config::load(&file) {
             Ok(config) => {
                 print!("{}", config.to_toml());

@@ -102,16 +102,24 @@ pub async fn run_jobs(
     worst
 }
 
+/// `1 object`, `2 objects`.
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Items listed by name after a run, per status, before "and N more".
+const LISTED: usize = 5;
+
 fn print_plan(plan: &PlanSummary) -> u8 {
     println!(
-        "{} (dry run): would copy {} objects ({}), mark {} deleted, skip {}; {} unchanged; {} chunk(s)",
+        "{} (dry run): would copy {} ({}), mark {} deleted, skip {}; {} unchanged; {}",
         plan.job,
-        plan.to_copy,
+        count(plan.to_copy, "object"),
         HumanBytes(plan.bytes_to_copy),
         plan.to_mark_deleted,
         plan.to_skip,
         plan.unchanged,
-        plan.chunks,
+        count(plan.chunks.into(), "chunk"),
     );
     for note in &plan.notes {
         println!("  {note}");
@@ -131,8 +139,8 @@ fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
     let seconds = (manifest.finished_at - manifest.started_at).num_milliseconds().max(1) as f64 / 1000.0;
     println!("{}: run {} {} in {seconds:.1} s", manifest.job, manifest.run_id, manifest.status);
     println!(
-        "  copied {} objects ({}), tagged {} deleted, deleted {}, skipped {}, failed {}, unchanged {}",
-        c.copied,
+        "  copied {} ({}), tagged {} deleted, deleted {}, skipped {}, failed {}, unchanged {}",
+        count(c.copied, "object"),
         HumanBytes(c.bytes_copied),
         c.tagged_deleted,
         c.deleted,
@@ -140,8 +148,16 @@ fn print_manifest(plan: &PlanSummary, manifest: &Manifest, job: &Job) -> u8 {
         c.failed,
         plan.unchanged
     );
-    for failed in manifest.tasks.iter().filter(|o| o.status == backline::model::Status::Failed).take(5) {
-        println!("  failed {:?}: {}", failed.key, failed.detail.as_deref().unwrap_or(""));
+    // The names, so nobody has to open the report to learn which ones and why.
+    for (label, status) in [("failed", backline::model::Status::Failed), ("skipped", backline::model::Status::Skipped)]
+    {
+        let matching: Vec<_> = manifest.tasks.iter().filter(|o| o.status == status).collect();
+        for outcome in matching.iter().take(LISTED) {
+            println!("  {label} {:?}: {}", outcome.key, outcome.detail.as_deref().unwrap_or("no reason given"));
+        }
+        if matching.len() > LISTED {
+            println!("  … and {} more {label} (in the report)", matching.len() - LISTED);
+        }
     }
     for note in plan.notes.iter().filter(|n| n.starts_with("warning")) {
         println!("  {note}");

@@ -177,7 +177,7 @@ fn restore_verify_runs_and_status_from_the_command_line() {
     ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("photos-restore") && stdout.contains("copied 1 objects"), "{stdout}");
+    assert!(stdout.contains("photos-restore") && stdout.contains("copied 1 object "), "{stdout}");
     let output = backline(&["restore", "--no-progress", "--config", file, "--job", "photos", "--to-bucket", &restored]);
     assert_eq!(output.status.code(), Some(2), "a bucket with objects is refused");
     assert!(text(&output).1.contains("--allow-existing"));
@@ -248,7 +248,7 @@ fn an_unreadable_file_is_reported_the_others_uploaded_and_the_run_exits_1() {
     let output = backline_unprivileged(&["run", "--no-progress", "--config", jobs.to_str().unwrap()]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
-    assert!(stdout.contains("copied 1 objects") && stdout.contains("failed 1"), "{stdout}");
+    assert!(stdout.contains("copied 1 object ") && stdout.contains("failed 1"), "{stdout}");
     assert!(stdout.contains("secret.txt") && stdout.contains("ermission denied"), "{stdout}");
 }
 
@@ -319,7 +319,9 @@ fn quicksight_mode_and_output_dir_from_the_command_line() {
     let world = serde_json::json!({"accounts": {"111111111111": {
         "users": [{"name": "alice", "identity_type": "QUICKSIGHT"}, {"name": "bob", "identity_type": "QUICKSIGHT"}],
         "groups": [{"name": "analysts"}], "memberships": [{"group": "analysts", "member": "bob"}],
-        "regions": {"us-east-1": {"dashboards": [{"id": "d1"}]}}}}});
+        "regions": {"us-east-1": {"datasources": [{"id": "athena"}],
+            "datasets": [{"id": "sales", "deps": ["athena"]}, {"id": "upload", "deps": ["athena"], "exportable": false}],
+            "dashboards": [{"id": "d1"}]}}}}});
     let server = runtime.block_on(backline_tests::quicksight::QuickSightServer::start(&world));
     let bucket = unique("qs-cli");
     runtime.block_on(async { create_bucket(&Moto::get().clients().await.s3, &bucket).await });
@@ -359,6 +361,18 @@ fn quicksight_mode_and_output_dir_from_the_command_line() {
     let output = run(&["run", "--config", s3_job.to_str().unwrap(), "--mode", "full"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).1.contains("--mode applies to none of the jobs run (s3)"), "{}", text(&output).1);
+
+    // The summary names what was skipped and why; the log has no colour off a terminal, and
+    // --log-file gets it too.
+    let log = std::env::temp_dir().join(format!("{}.log", unique("qs-log")));
+    let output = run(&["run", "--config", config, "-v", "--log-file", log.to_str().unwrap()]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("skipped \"datasets/upload\": QuickSight cannot export it"), "{stdout}");
+    assert!(stdout.contains("copied 7 objects"), "{stdout}");
+    assert!(!stderr.contains('\u{1b}'), "no colour codes when stderr is a file: {stderr:?}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("INFO") && logged.contains("finalized") && !logged.contains('\u{1b}'), "{logged}");
 
     // A restore's bad --only is named.
     let output = run(&["restore", "--config", config, "--job", "qs", "--only", "widgets/w1", "--dry-run"]);

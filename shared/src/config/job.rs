@@ -98,20 +98,76 @@ impl Serialize for Job {
     }
 }
 
-/// `[jobs.notify]`: each a URL or a secret reference resolved at run time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `[notify]` (defaults for every job) and `[jobs.notify]`: each channel optional, each URL a
+/// secret reference resolved at run time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Notify {
     /// A Microsoft Teams incoming webhook (Workflows or connector): gets a card.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teams_webhook: Option<SecretRef>,
+    /// A Slack incoming webhook: gets a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_webhook: Option<SecretRef>,
     /// Any endpoint that takes a JSON POST.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<SecretRef>,
+    /// A Sentry DSN: a failed run, or one that cannot start, is one event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentry_dsn: Option<SecretRef>,
+    /// Sentry's `environment` (default `production`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentry_environment: Option<String>,
+    /// A Zabbix server's trapper: a heartbeat at the start of a run, the outcome at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zabbix: Option<Zabbix>,
 }
 
-/// A URL, or where to find one: `env:NAME`, `ssm:/parameter/name`, `secretsmanager:secret-id`.
-/// Never printed: webhook URLs are credentials.
+impl Notify {
+    /// This job's channels over the file's defaults: each channel the job names is its own.
+    pub fn over(self, defaults: &Notify) -> Notify {
+        let d = defaults.clone();
+        Notify {
+            teams_webhook: self.teams_webhook.or(d.teams_webhook),
+            slack_webhook: self.slack_webhook.or(d.slack_webhook),
+            webhook: self.webhook.or(d.webhook),
+            sentry_dsn: self.sentry_dsn.or(d.sentry_dsn),
+            sentry_environment: self.sentry_environment.or(d.sentry_environment),
+            zabbix: self.zabbix.or(d.zabbix),
+        }
+    }
+}
+
+/// `zabbix = { server = "zbx:10051", host = "backup-host", key_prefix = "backline" }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zabbix {
+    /// The server (or proxy) trapper: `host:port`, port 10051 when left out.
+    pub server: String,
+    /// The host as Zabbix knows it.
+    pub host: String,
+    /// Items are `<key_prefix>.heartbeat`, `.exit_code`, `.copied`, `.failed`, `.duration`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_key_prefix() -> String {
+    "backline".into()
+}
+
+impl Zabbix {
+    /// `host:port` to connect to.
+    pub fn address(&self) -> String {
+        if self.server.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+            self.server.clone()
+        } else {
+            format!("{}:10051", self.server)
+        }
+    }
+}
+
+/// A URL, or where to find one: `env:NAME`, `ssm:/parameter/name`, `secretsmanager:secret-id`,
+/// `vault:kv/data/path#field`. Never printed: webhook URLs and DSNs are credentials.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct SecretRef(String);
@@ -125,7 +181,7 @@ impl SecretRef {
 impl std::fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.split_once(':') {
-            Some((scheme @ ("env" | "ssm" | "secretsmanager"), _)) => write!(f, "{scheme}:…"),
+            Some((scheme @ ("env" | "ssm" | "secretsmanager" | "vault"), _)) => write!(f, "{scheme}:…"),
             _ => f.write_str("<url>"),
         }
     }
@@ -135,13 +191,16 @@ impl TryFrom<String> for SecretRef {
     type Error = String;
 
     fn try_from(value: String) -> Result<Self, String> {
-        let known = ["https://", "http://", "env:", "ssm:", "secretsmanager:"];
-        if known.iter().any(|p| value.starts_with(p)) && value.len() > value.find(':').unwrap_or(0) + 1 {
-            Ok(SecretRef(value))
-        } else {
-            Err("not a webhook; allowed: an https:// URL, env:NAME, ssm:/parameter/name or secretsmanager:secret-id"
-                .into())
+        let known = ["https://", "http://", "env:", "ssm:", "secretsmanager:", "vault:"];
+        if !(known.iter().any(|p| value.starts_with(p)) && value.len() > value.find(':').unwrap_or(0) + 1) {
+            return Err("not a URL or a secret reference; allowed: an https:// URL, env:NAME, ssm:/parameter/name, \
+                secretsmanager:secret-id or vault:mount/path#field"
+                .into());
         }
+        if let Some(path) = value.strip_prefix("vault:") {
+            crate::secrets::vault::VaultRef::parse(path)?;
+        }
+        Ok(SecretRef(value))
     }
 }
 

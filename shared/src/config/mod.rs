@@ -28,6 +28,9 @@ pub fn restore_options<T: serde::de::DeserializeOwned>(value: Value) -> Result<T
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Config {
     pub jobs: Vec<Job>,
+    /// `[notify]`: the defaults every job's `[jobs.notify]` was merged over (already in each job).
+    #[serde(skip)]
+    pub notify: Option<Notify>,
     /// The deployment's settings, for the CDK app in `infra/`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub infra: Option<InfraConfig>,
@@ -117,9 +120,17 @@ impl Config {
         let Value::Object(mut top) = value else {
             return Err(field_error(None, "jobs", "the file must be a table with a `jobs` list".into()));
         };
-        if let Some(unknown) = top.keys().find(|k| *k != "jobs" && *k != "infra") {
-            return Err(field_error(None, unknown, "unknown field; allowed at the top level: jobs, infra".into()));
+        if let Some(unknown) = top.keys().find(|k| !["jobs", "infra", "notify"].contains(&k.as_str())) {
+            return Err(field_error(
+                None,
+                unknown,
+                "unknown field; allowed at the top level: jobs, notify, infra".into(),
+            ));
         }
+        let notify: Option<Notify> = match top.remove("notify") {
+            None => None,
+            Some(value) => Some(deserialize_at(value, "notify").map_err(|(f, m)| field_error(None, &f, m))?),
+        };
         let infra = match top.remove("infra") {
             None => None,
             Some(value) => {
@@ -143,7 +154,10 @@ impl Config {
         };
         let mut parsed: Vec<Job> = Vec::with_capacity(jobs.len());
         for (index, job) in jobs.into_iter().enumerate() {
-            let job = Job::from_value(job).map_err(|e| e.in_file(file, index))?;
+            let mut job = Job::from_value(job).map_err(|e| e.in_file(file, index))?;
+            if let Some(defaults) = &notify {
+                job.notify = Some(job.notify.take().unwrap_or_default().over(defaults));
+            }
             if parsed.iter().any(|other| other.name == job.name) {
                 return Err(field_error(
                     Some(format!("{:?}", job.name)),
@@ -153,7 +167,7 @@ impl Config {
             }
             parsed.push(job);
         }
-        Ok(Config { jobs: parsed, infra })
+        Ok(Config { jobs: parsed, notify, infra })
     }
 
     /// The job called `name`.

@@ -200,11 +200,12 @@ impl TryFrom<String> for Secret {
     type Error = String;
 
     fn try_from(value: String) -> Result<Self, String> {
-        let known = ["env:", "ssm:", "secretsmanager:"];
+        let known = ["env:", "ssm:", "secretsmanager:", "vault:"];
         match known.iter().find(|p| value.starts_with(*p)) {
+            Some(&"vault:") => crate::secrets::vault::VaultRef::parse(&value["vault:".len()..]).map(|_| Secret(value)),
             Some(prefix) if value.len() > prefix.len() => Ok(Secret(value)),
-            _ => Err("not a secret reference; allowed: env:NAME, ssm:/parameter/name or secretsmanager:secret-id \
-                 (a secret is never written in the job file itself)"
+            _ => Err("not a secret reference; allowed: env:NAME, ssm:/parameter/name, secretsmanager:secret-id or \
+                 vault:mount/path#field (a secret is never written in the job file itself)"
                 .into()),
         }
     }

@@ -55,10 +55,29 @@ pub fn teams_card(failure: &Failure) -> Value {
     })
 }
 
-/// Sends the job's notifications about a failure. Never fails the caller.
+/// A Slack incoming-webhook message: a line of text, then the facts and first errors.
+pub fn slack_message(failure: &Failure) -> Value {
+    let mut lines =
+        vec![format!("*Backline: {} {}* (run `{}`)", failure.job, failure.status.replace('_', " "), failure.run_id)];
+    if let Some(c) = &failure.counts {
+        lines.push(format!("copied {}, failed {}, skipped {}", c.copied, c.failed, c.skipped));
+    }
+    lines.extend(failure.errors.iter().map(|e| format!("• `{e}`")));
+    if let Some(report) = &failure.report {
+        lines.push(format!("report: {report}"));
+    }
+    let text = lines.join("\n");
+    json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+}
+
+/// Sends the job's webhook notifications about a failure. Never fails the caller.
 pub async fn send(clients: &AwsClients, job: &Job, failure: &Failure) {
     let Some(notify) = &job.notify else { return };
-    let targets = [("teams", &notify.teams_webhook, teams_card(failure)), ("webhook", &notify.webhook, json!(failure))];
+    let targets = [
+        ("teams", &notify.teams_webhook, teams_card(failure)),
+        ("slack", &notify.slack_webhook, slack_message(failure)),
+        ("webhook", &notify.webhook, json!(failure)),
+    ];
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(client) => client,
         Err(err) => {

@@ -41,6 +41,8 @@ impl Deployment {
         let queue =
             SqsQueue::new(clients.sqs.clone(), clients.s3.clone(), &self.work_queue_url, &self.finalize_queue_url);
         let ledger = DynamoLedger::new(clients.dynamodb.clone(), &self.ledger_table);
-        Engine::new(clients, Arc::new(queue), Arc::new(ledger))
+        // In Lambda, metrics are log lines CloudWatch turns into metrics: no call on the hot path.
+        let options = super::EngineOptions { emf_metrics: true, ..Default::default() };
+        Engine::new(clients, Arc::new(queue), Arc::new(ledger)).with_options(options)
     }
 }

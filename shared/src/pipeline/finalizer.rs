@@ -51,12 +51,14 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
         .put(&format!("{dir}report.md"), render_report(&manifest).into_bytes(), "text/markdown; charset=utf-8")
         .await?;
 
-    let to_back_up = metrics::objects_to_back_up(&manifest.tasks);
-    metrics::publish_run(&engine.clients.cloudwatch, &job.name, &counts, to_back_up).await;
-    if counts.failed > 0 {
-        let failure = notify::Failure::of_run(&manifest, report_url(&run.control, &job.name, &run.run_id));
-        notify::webhook::send(&engine.clients, job, &failure).await;
+    let mut run_metrics = metrics::run_metrics(&counts, metrics::objects_to_back_up(&manifest.tasks));
+    run_metrics.extend(job.spec.metrics(&manifest.tasks));
+    if engine.options.emf_metrics {
+        println!("{}", metrics::emf_line(&job.name, &run_metrics, Utc::now()));
+    } else {
+        metrics::publish(&engine.clients.cloudwatch, &job.name, &run_metrics).await;
     }
+    notify::run_finished(engine, job, &manifest, report_url(&run.control, &job.name, &run.run_id)).await;
     engine.ledger.finish(&run.run_id, status).await?;
     tracing::info!(
         job = %job.name, run = %run.run_id, status, copied = counts.copied, bytes = counts.bytes_copied,

@@ -173,6 +173,11 @@ pub trait Kind: Send + Sync + fmt::Debug + 'static {
     fn restore_job(&self, _backup: &Job, _options: Value) -> Option<Result<Job, JobError>> {
         None
     }
+    /// Metrics of the kind's own beyond the counts every run reports (workbooks, bundles,
+    /// users), from the run's outcomes.
+    fn metrics(&self, _outcomes: &[Outcome]) -> Vec<crate::notify::metrics::Metric> {
+        Vec::new()
+    }
     /// Compares source and backup; `None` if the kind cannot be verified.
     async fn verify(&self, _engine: &Engine, _job: &Job, _deep: bool) -> Option<Result<Verified, EngineError>> {
         None

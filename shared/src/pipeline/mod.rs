@@ -43,6 +43,10 @@ pub struct EngineOptions {
     pub state_cache: Option<std::path::PathBuf>,
     /// Rebuild filesystem states from the buckets before planning.
     pub reset_state: bool,
+    /// Print what would go to Zabbix instead of sending it (`backline run --zabbix-stub`).
+    pub zabbix_stub: bool,
+    /// Metrics as Embedded Metric Format lines in the log (Lambda), not PutMetricData calls.
+    pub emf_metrics: bool,
 }
 
 impl Engine {
@@ -109,5 +113,15 @@ impl EngineError {
     /// Errors the user must fix (exit code 2), as opposed to failures during the work.
     pub fn is_input_error(&self) -> bool {
         matches!(self, EngineError::Config(_) | EngineError::Job(_) | EngineError::Input(_))
+    }
+
+    /// The exit code of a run that stopped with this error: 4 a service call failed, 2 bad
+    /// input, else 1 (what `backline` exits with and what Zabbix is told).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            EngineError::Service { .. } => 4,
+            err if err.is_input_error() => 2,
+            _ => 1,
+        }
     }
 }

@@ -110,11 +110,19 @@ impl TaskSink<'_> {
 /// Plans one run of `job`. With `dry_run` nothing is written or sent.
 pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Result<PlanSummary, EngineError> {
     let cx = JobContext { engine, job, run, dry_run };
-    job.spec.check(&cx).await?;
+    if let Err(err) = job.spec.check(&cx).await {
+        if !dry_run {
+            crate::notify::run_failed_to_start(engine, job, run, &err).await;
+        }
+        return Err(err);
+    }
     let summary = PlanSummary { job: job.name.clone(), run_id: run.run_id.clone(), dry_run, ..Default::default() };
     if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
         tracing::info!(run = %run.run_id, "run was planned before; not planning it again");
         return Ok(PlanSummary { already_planned: true, ..summary });
+    }
+    if !dry_run {
+        crate::notify::run_started(engine, job, run).await;
     }
     let mut sink = TaskSink {
         engine,
@@ -129,8 +137,7 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         if !dry_run {
             // Best effort: the run is marked failed so a reader of the ledger sees why it stopped.
             let _ = engine.ledger.finish(&run.run_id, "plan_failed").await;
-            let failure = crate::notify::Failure::of_plan(run, &err);
-            crate::notify::webhook::send(&engine.clients, job, &failure).await;
+            crate::notify::run_failed_to_start(engine, job, run, &err).await;
         }
         return Err(err);
     }

@@ -120,6 +120,24 @@ impl Kind for QuickSightJob {
         }))
     }
 
+    /// Users, groups and memberships written; bundles stored and the assets in them.
+    fn metrics(&self, outcomes: &[Outcome]) -> Vec<crate::notify::metrics::Metric> {
+        use aws_sdk_cloudwatch::types::StandardUnit;
+        let ok = |prefix: &str| outcomes.iter().filter(|o| o.status == Status::Ok && o.key.starts_with(prefix)).count();
+        let bundles: Vec<&Outcome> =
+            outcomes.iter().filter(|o| o.status == Status::Ok && o.action == crate::model::Action::Upload).collect();
+        let assets: usize =
+            bundles.iter().filter_map(|o| o.item.as_ref()?.get("assets")?.as_array().map(Vec::len)).sum();
+        let count = |name, n: usize| (name, n as f64, StandardUnit::Count);
+        vec![
+            count("Users", ok("users/")),
+            count("Groups", ok("groups/")),
+            count("Memberships", ok("memberships/")),
+            count("Bundles", bundles.len()),
+            count("AssetsExported", assets),
+        ]
+    }
+
     /// Retention, after a run in which nothing failed.
     async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {
         if self.keep_tables.is_none() || !self.mode.users() || outcomes.iter().any(|o| o.status == Status::Failed) {

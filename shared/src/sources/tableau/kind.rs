@@ -117,6 +117,15 @@ impl Kind for TableauJob {
         }))
     }
 
+    /// Workbooks (and revisions) downloaded into S3.
+    fn metrics(&self, outcomes: &[Outcome]) -> Vec<crate::notify::metrics::Metric> {
+        let stored = outcomes
+            .iter()
+            .filter(|o| o.status == crate::model::Status::Ok && o.action == crate::model::Action::Copy)
+            .count();
+        vec![("WorkbooksBackedUp", stored as f64, aws_sdk_cloudwatch::types::StandardUnit::Count)]
+    }
+
     /// Each site's and bucket's `upload_state.json` advances with its outcomes.
     async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {
         let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.run.control);

@@ -1,5 +1,8 @@
-//! Secrets by reference: `env:NAME`, `ssm:/parameter/name`, `secretsmanager:secret-id`.
-//! Resolved when a run needs them; the values are never logged, printed or put in a message.
+//! Secrets by reference: `env:NAME`, `ssm:/parameter/name`, `secretsmanager:secret-id`,
+//! `vault:mount/path#field`. Resolved when a run needs them; the values are never logged,
+//! printed or put in a message.
+
+pub mod vault;
 
 use crate::aws::{AwsClients, error_text};
 
@@ -33,6 +36,9 @@ pub async fn resolve(clients: &AwsClients, reference: &str) -> Result<String, St
             .await
             .map_err(|e| format!("secret {id}: {}", error_text(&e)))?;
         return output.secret_string().map(str::to_string).ok_or_else(|| format!("secret {id} has no string value"));
+    }
+    if let Some(path) = reference.strip_prefix("vault:") {
+        return vault::read(clients, path).await;
     }
     Ok(reference.to_string())
 }
