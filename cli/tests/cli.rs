@@ -398,3 +398,53 @@ fn the_quicksight_backup_config_imports_into_a_valid_job_file() {
         "{checked}"
     );
 }
+
+#[test]
+fn vault_secrets_never_reach_stdout_stderr_or_the_log_file_and_zabbix_stub_prints() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let vault = backline_tests::vault::VaultServer::shared();
+    let world =
+        serde_json::json!({"accounts": {"111111111111": {"regions": {"us-east-1": {"dashboards": [{"id": "d1"}]}}}}});
+    let server = runtime.block_on(backline_tests::quicksight::QuickSightServer::start(&world));
+    runtime.block_on(server.post("faults", &serde_json::json!({"fail_next_export": 10})));
+    let slack = backline_tests::WebhookListener::start();
+    let secret = format!("T0-SECRET-{}", unique("cli"));
+    runtime.block_on(
+        vault.put_v2("backline/cli-slack", serde_json::json!({"url": format!("{}/hooks/{secret}", slack.url)})),
+    );
+    let bucket = unique("qs-vault-cli");
+    runtime.block_on(async { create_bucket(&Moto::get().clients().await.s3, &bucket).await });
+    let config = temp_file(
+        "vault.toml",
+        &format!(
+            "[notify]\nslack_webhook = \"vault:secret/data/backline/cli-slack#url\"\nzabbix = {{ server = \"zbx.example\", host = \"backup-host\" }}\n\n[[jobs]]\nname = \"qs-vault\"\nkind = \"quicksight\"\nmode = \"assets-only\"\npoll_interval = \"1s\"\n[jobs.source]\naccount_id = \"111111111111\"\nregion = \"us-east-1\"\n[jobs.target]\nbucket = \"{bucket}\"\n"
+        ),
+    );
+    let log = std::env::temp_dir().join(format!("{}.log", unique("vault-cli")));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_backline"));
+    command
+        .args([
+            "run",
+            "-vv",
+            "--zabbix-stub",
+            "--log-file",
+            log.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env("AWS_ENDPOINT_URL_QUICKSIGHT", &server.url);
+    for (name, value) in Moto::get().env() {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "a failed export: {stdout}{stderr}");
+    assert_eq!(slack.received().len(), 1, "the Slack URL came from Vault");
+    assert!(stdout.contains("zabbix stub: zbx.example:10051 backup-host backline.heartbeat[qs-vault]"), "{stdout}");
+    assert!(stdout.contains("backline.exit_code[qs-vault] 1"), "{stdout}");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("DEBUG"), "-vv logs debug lines to the file too");
+    for (what, text) in [("stdout", &stdout), ("stderr", &stderr), ("the log file", &logged)] {
+        assert!(!text.contains(&secret), "the secret is in {what}");
+    }
+}

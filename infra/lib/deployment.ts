@@ -95,7 +95,7 @@ export interface Job {
   keep_tables?: string;
   /** `quicksight`: what to back up. */
   mode?: 'full' | 'users-only' | 'assets-only';
-  notify?: { teams_webhook?: SecretReference; webhook?: SecretReference };
+  notify?: Notify;
   backup_job?: string;
   backup?: {
     /**
@@ -143,10 +143,20 @@ const INFRA_DEFAULTS: Infra = {
   architecture: 'arm64',
 };
 
+/** `[notify]` and `[jobs.notify]`: each channel optional; URLs and DSNs are secret references. */
+export interface Notify {
+  teams_webhook?: SecretReference;
+  slack_webhook?: SecretReference;
+  webhook?: SecretReference;
+  sentry_dsn?: SecretReference;
+  sentry_environment?: string;
+  zabbix?: { server: string; host: string; key_prefix?: string };
+}
+
 export function loadDeployment(path: string): Deployment {
   const text = readFileSync(path, 'utf8');
   const ext = extname(path).toLowerCase();
-  let raw: { infra?: Partial<Infra>; jobs?: Job[] };
+  let raw: { infra?: Partial<Infra>; jobs?: Job[]; notify?: Notify };
   if (ext === '.toml') {
     raw = parseToml(text) as typeof raw;
   } else if (ext === '.json') {
@@ -157,7 +167,10 @@ export function loadDeployment(path: string): Deployment {
   if (!raw.jobs?.length) {
     throw new Error(`${path}: no [[jobs]]; run \`backline config check ${path}\``);
   }
-  return { infra: { ...INFRA_DEFAULTS, ...raw.infra }, jobs: raw.jobs };
+  // `[notify]` holds every job's defaults, as `backline config check` merges them: channel by
+  // channel, a job's own wins.
+  const jobs = raw.notify ? raw.jobs.map((job) => ({ ...job, notify: { ...raw.notify, ...job.notify } })) : raw.jobs;
+  return { infra: { ...INFRA_DEFAULTS, ...raw.infra }, jobs };
 }
 
 /** The control location of a job, as the engine defaults it. */

@@ -111,7 +111,14 @@ export function statementsFor(job: Job, role: Role): PolicyStatement[] {
   ];
   // [jobs.notify] webhooks: the planner reports a run that failed to plan, the finalizer a run
   // that failed (shared/src/pipeline/{planner,finalizer}.rs).
-  if (role !== 'worker') statements.push(...secretStatements([job.notify?.teams_webhook, job.notify?.webhook]));
+  // Sentry's DSN the same; Zabbix needs no IAM, and `vault:` references sign in to Vault (its
+  // AWS IAM method calls sts:GetCallerIdentity, which needs no permission).
+  if (role !== 'worker') {
+    const notify = job.notify;
+    statements.push(
+      ...secretStatements([notify?.teams_webhook, notify?.slack_webhook, notify?.webhook, notify?.sentry_dsn]),
+    );
+  }
   if (role === 'finalizer') {
     if (job.kind === 'quicksight') statements.push(...quickSightRetention(job));
     return statements;

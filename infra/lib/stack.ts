@@ -121,6 +121,9 @@ export class BacklineStack extends Stack {
         memorySize,
         environment,
         logGroup,
+        // JSON log lines (AWS_LAMBDA_LOG_FORMAT=JSON): the functions log JSON, and the
+        // finalizer's Embedded Metric Format lines become metrics.
+        loggingFormat: lambda.LoggingFormat.JSON,
         tracing: lambda.Tracing.ACTIVE,
         description: `Backline ${role}`,
         ...extra,

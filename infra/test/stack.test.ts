@@ -163,6 +163,10 @@ describe('functions', () => {
     }
   });
 
+  it('log JSON lines, so EMF metric lines become metrics', () => {
+    for (const [, f] of functions) assert.equal(f.Properties.LoggingConfig?.LogFormat, 'JSON');
+  });
+
   it('name every resource they may touch, except what has no resource-level permissions', () => {
     for (const [id, policy] of resources('AWS::IAM::Policy')) {
       for (const statement of policy.Properties.PolicyDocument.Statement) {
@@ -202,6 +206,15 @@ describe('functions', () => {
     assert.ok(grants('planner', 'ssm:GetParameter').includes(webhook));
     assert.ok(grants('finalizer', 'ssm:GetParameter').includes(webhook));
     assert.ok(!grants('worker', 'ssm:GetParameter').includes(webhook));
+  });
+
+  it("read the [notify] defaults' Slack webhook and Sentry DSN for every job", () => {
+    const slack = 'arn:aws:ssm:${AWS::Region}:${AWS::AccountId}:parameter/backline/slack-webhook';
+    const sentry = 'arn:aws:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:backline/sentry-dsn-??????';
+    assert.ok(example.jobs.every((j) => j.notify?.slack_webhook === 'ssm:/backline/slack-webhook'));
+    assert.ok(grants('finalizer', 'ssm:GetParameter').includes(slack));
+    assert.ok(grants('planner', 'secretsmanager:GetSecretValue').includes(sentry));
+    assert.ok(!grants('worker', 'secretsmanager:GetSecretValue').includes(sentry));
   });
 
   it('lets the worker restore archived objects from the backup and write the restore bucket', () => {

@@ -9,6 +9,9 @@ use serde_json::Value;
 
 pub struct Emulator {
     pub url: String,
+    /// The emulator's own port, where it speaks a protocol other than HTTP (the Zabbix trapper);
+    /// `url` is then its control API.
+    pub port: u16,
     child: Child,
     http: reqwest::Client,
 }
@@ -22,11 +25,18 @@ fn python() -> PathBuf {
 impl Emulator {
     /// Starts `tests/emulators/{name}/emulator.py` and seeds it with `world` (see its README).
     pub async fn start(name: &str, world: &Value) -> Emulator {
+        Emulator::start_with(name, &[], world).await
+    }
+
+    /// Starts an emulator with more arguments. With `--control-port 0` it prints a second line,
+    /// `control on <port>`, and its control API is there.
+    pub async fn start_with(name: &str, args: &[&str], world: &Value) -> Emulator {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("emulators/{name}/emulator.py"));
         let mut command = Command::new(python());
         command
             .arg(&script)
             .args(["--port", "0", "--host", "127.0.0.1"])
+            .args(args)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -39,11 +49,25 @@ impl Emulator {
             });
         }
         let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the emulator's first line");
-        let port =
-            line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let server = Emulator { url: format!("http://127.0.0.1:{port}"), child, http: reqwest::Client::new() };
+        stdout.read_line(&mut line).expect("the emulator's first line");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let mut control = port;
+        if args.contains(&"--control-port") {
+            line.clear();
+            stdout.read_line(&mut line).expect("the emulator's second line");
+            control = line
+                .trim()
+                .strip_prefix("control on ")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"));
+        }
+        let server = Emulator { url: format!("http://127.0.0.1:{control}"), port, child, http: reqwest::Client::new() };
         server.post("reset", world).await;
         server
     }

@@ -332,3 +332,4 @@ pub fn temp_folder(name: &str) -> PathBuf {
 pub mod emulator;
 pub mod quicksight;
 pub mod tableau;
+pub mod vault;

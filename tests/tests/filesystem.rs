@@ -124,10 +124,10 @@ async fn folders_back_up_incrementally_into_versioned_deep_archive_buckets() {
     let control = job.control();
     let state_key = format!("_backline/state/images/{one_bucket}.jsonl");
     clients.s3.delete_object().bucket(control.bucket.as_str()).key(&state_key).send().await.unwrap();
-    let reset = run(&clients, &job, EngineOptions { reset_state: true, state_cache: None }).await;
+    let reset = run(&clients, &job, EngineOptions { reset_state: true, ..Default::default() }).await;
     assert_eq!((reset.counts.copied, reset.counts.deleted), (0, 0), "{:#?}", reset.tasks);
     let cache = temp_folder("fs-cache");
-    let options = EngineOptions { reset_state: false, state_cache: Some(cache.clone()) };
+    let options = EngineOptions { state_cache: Some(cache.clone()), ..Default::default() };
     assert_eq!(run(&clients, &job, options.clone()).await.counts.copied, 0);
     assert!(cache.join(format!("images/{one_bucket}.jsonl")).exists());
     touch_later(&archives.join("2020/y.jpg"), b"y, edited");

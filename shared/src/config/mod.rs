@@ -477,3 +477,26 @@ bucket = "photos-backup"
         assert_eq!(back, config.jobs[0]);
     }
 }
+
+#[cfg(test)]
+mod notify_tests {
+    use super::{Config, Format};
+
+    #[test]
+    fn notify_defaults_apply_to_every_job_and_a_jobs_own_channels_win() {
+        let text = "[notify]\nslack_webhook = \"env:SLACK\"\nsentry_dsn = \"vault:secret/data/ops/sentry#dsn\"\nzabbix = { server = \"zbx\", host = \"h\" }\n\n[[jobs]]\nname = \"a\"\nkind = \"s3\"\nsource = { bucket = \"src-a\" }\ntarget = { bucket = \"dst-a\" }\n\n[[jobs]]\nname = \"b\"\nkind = \"s3\"\nsource = { bucket = \"src-b\" }\ntarget = { bucket = \"dst-b\" }\n[jobs.notify]\nslack_webhook = \"env:SLACK_B\"\n";
+        let config = Config::parse(text, Format::Toml, "n.toml").unwrap();
+        let a = config.jobs[0].notify.as_ref().unwrap();
+        let b = config.jobs[1].notify.as_ref().unwrap();
+        assert_eq!(a.slack_webhook.as_ref().unwrap().reference(), "env:SLACK");
+        assert_eq!(b.slack_webhook.as_ref().unwrap().reference(), "env:SLACK_B");
+        assert_eq!(b.sentry_dsn.as_ref().unwrap().reference(), "vault:secret/data/ops/sentry#dsn");
+        let zabbix = b.zabbix.as_ref().unwrap();
+        assert_eq!((zabbix.address().as_str(), zabbix.key_prefix.as_str()), ("zbx:10051", "backline"));
+        assert!(!format!("{a:?}").contains("ops/sentry"), "references print without their path");
+        let bad = Config::parse(&text.replace("#dsn", ""), Format::Toml, "n.toml").unwrap_err().to_string();
+        assert!(bad.contains("notify.sentry_dsn") && bad.contains("mount/path#field"), "{bad}");
+        let unknown = Config::parse(&text.replace("[notify]", "[notify]\npager = 1"), Format::Toml, "n.toml");
+        assert!(unknown.unwrap_err().to_string().contains("pager"));
+    }
+}

@@ -66,7 +66,12 @@ async fn failure(response: reqwest::Response) -> String {
     let status = response.status();
     let errors = response.json::<Value>().await.ok().and_then(|v| v.get("errors").cloned());
     match errors.and_then(|e| e.as_array().cloned()).filter(|e| !e.is_empty()) {
-        Some(errors) => format!("{status}: {}", errors.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ")),
+        // Vault's texts span lines ("1 error occurred:\n\t* permission denied"): one line here.
+        Some(errors) => {
+            let text = errors.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; ");
+            format!("{status}: {}", text.split_whitespace().collect::<Vec<_>>().join(" "))
+        }
+        None if status == reqwest::StatusCode::NOT_FOUND => format!("{status}: no such secret"),
         None => status.to_string(),
     }
 }
