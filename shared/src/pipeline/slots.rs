@@ -125,15 +125,61 @@ impl DynamoSlots<'_> {
             .key("sk", AttributeValue::S(SLOT_SK.into()))
             .update_expression("ADD holders :me")
             .condition_expression("attribute_not_exists(holders) OR size(holders) < :limit")
-            .expression_attribute_values(":me", AttributeValue::Ss(vec![entry]))
+            .expression_attribute_values(":me", AttributeValue::Ss(vec![entry.clone()]))
             .expression_attribute_values(":limit", AttributeValue::N(slot.limit.to_string()))
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
+            Ok(_) => self.confirm(slot, &entry).await,
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
             Err(e) => Err(self.error("UpdateItem", error_text(&e))),
         }
+    }
+
+    /// Reads the set back after taking a slot. DynamoDB's conditional ADD is atomic, so this
+    /// finds nothing to do there; on a store whose conditions race (moto under concurrent
+    /// requests lets two writers both see room for one) the live holders past the limit, in
+    /// name order, step back, so the limit holds either way.
+    async fn confirm(&self, slot: &Slot<'_>, entry: &str) -> Result<bool, EngineError> {
+        let item = self
+            .client
+            .get_item()
+            .table_name(self.table)
+            .key("pk", key(slot.resource))
+            .key("sk", AttributeValue::S(SLOT_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.error("GetItem", error_text(&e)))?;
+        let now = Utc::now().timestamp();
+        let mut live: Vec<String> = item
+            .item()
+            .and_then(|i| i.get("holders"))
+            .and_then(|h| h.as_ss().ok())
+            .into_iter()
+            .flatten()
+            // Our own entry counts even with a lease that ends at once.
+            .filter(|e| *e == entry || parse_holder(e).is_some_and(|(_, until)| until > now))
+            .cloned()
+            .collect();
+        live.sort();
+        match live.iter().position(|e| e == entry) {
+            Some(at) if at < slot.limit as usize => return Ok(true),
+            // The write was lost (a racing store): not held; the task asks again later.
+            None => return Ok(false),
+            Some(_) => {}
+        }
+        self.client
+            .update_item()
+            .table_name(self.table)
+            .key("pk", key(slot.resource))
+            .key("sk", AttributeValue::S(SLOT_SK.into()))
+            .update_expression("DELETE holders :me")
+            .expression_attribute_values(":me", AttributeValue::Ss(vec![entry.to_string()]))
+            .send()
+            .await
+            .map_err(|e| self.error("UpdateItem", error_text(&e)))?;
+        Ok(false)
     }
 
     pub async fn release(&self, resource: &str, holder: &str) -> Result<(), EngineError> {
