@@ -41,28 +41,9 @@ impl Moto {
         MOTO.get_or_init(|| {
             let port = free_port();
             let path = moto_server_path();
-            // The server is spawned from a thread that lives as long as the process, so that
-            // PR_SET_PDEATHSIG (which fires when the spawning *thread* ends) kills it exactly
-            // when the test process exits.
-            let (started_tx, started_rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut command = Command::new(&path);
-                command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
-                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-                unsafe {
-                    use std::os::unix::process::CommandExt;
-                    command.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let child = command.spawn();
-                let _ = started_tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-                loop {
-                    std::thread::park();
-                }
-            });
-            if let Err(err) = started_rx.recv().expect("spawner thread answers") {
+            let mut command = Command::new(&path);
+            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+            if let Err(err) = spawn_for_process(command) {
                 panic!("cannot start {}: {err}", moto_server_path().display());
             }
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -97,6 +78,29 @@ impl Moto {
     pub async fn clients(&self) -> AwsClients {
         AwsClients::from_sdk_config(&self.sdk_config().await)
     }
+}
+
+/// Starts a server that lives as long as the test process. It is spawned from a thread that
+/// lives as long as the process, so that PR_SET_PDEATHSIG (which fires when the spawning
+/// *thread* ends) kills it exactly when the test process exits.
+pub fn spawn_for_process(mut command: Command) -> Result<(), String> {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn();
+        let _ = started_tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        loop {
+            std::thread::park();
+        }
+    });
+    started_rx.recv().map_err(|e| e.to_string())?
 }
 
 /// A bucket or queue name no other test in this process uses.

@@ -54,36 +54,17 @@ impl VaultServer {
         let home = std::env::temp_dir().join(crate::unique("bao-home"));
         std::fs::create_dir_all(&home).unwrap();
         let root_token = "backline-root".to_string();
-        // Spawned from a thread that lives as long as the process: PR_SET_PDEATHSIG fires when
-        // the spawning thread ends, which must be when the test process exits.
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let token = root_token.clone();
-        std::thread::spawn(move || {
-            let mut command = Command::new(bao());
-            command
-                .args(["server", "-dev", "-dev-no-store-token"])
-                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-                .arg(format!("-dev-root-token-id={token}"))
-                .env("HOME", &home)
-                .env_remove("VAULT_ADDR")
-                .env_remove("BAO_ADDR")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
-            let child = command.spawn();
-            let _ = started_tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-            loop {
-                std::thread::park();
-            }
-        });
-        if let Err(err) = started_rx.recv().expect("the spawner answers") {
+        let mut command = Command::new(bao());
+        command
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-root-token-id={root_token}"))
+            .env("HOME", &home)
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Err(err) = crate::spawn_for_process(command) {
             panic!("cannot start {}: {err}", bao().display());
         }
         let mut server = VaultServer {

@@ -120,3 +120,21 @@ pub async fn list_versions(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) 
         version_marker = page.next_version_id_marker().map(str::to_string);
     }
 }
+
+/// Fails with what to do when `bucket` (the job's `role` bucket: source, target...) cannot be
+/// reached: a missing or forbidden bucket is bad input, anything else a service failure.
+pub async fn check_bucket(
+    s3: &aws_sdk_s3::Client,
+    role: &str,
+    bucket: &str,
+) -> Result<(), crate::pipeline::EngineError> {
+    use crate::pipeline::EngineError;
+    let Err(err) = s3.head_bucket().bucket(bucket).send().await else { return Ok(()) };
+    Err(match err.raw_response().map(|r| r.status().as_u16()) {
+        Some(404) => EngineError::Input(format!("{role} bucket `{bucket}` does not exist (HeadBucket: 404)")),
+        Some(403) => EngineError::Input(format!(
+            "{role} bucket `{bucket}`: access denied (HeadBucket: 403; check the credentials' permissions)"
+        )),
+        _ => EngineError::service(format!("HeadBucket on {role} bucket `{bucket}`"), super::error_text(&err)),
+    })
+}

@@ -81,19 +81,23 @@ impl DynamoSlots<'_> {
         EngineError::Ledger(format!("table {}: {operation}: {err}", self.table))
     }
 
-    pub async fn acquire(&self, slot: &Slot<'_>) -> Result<bool, EngineError> {
+    /// The resource's `<holder>@<lease end>` entries, read consistently.
+    async fn holders(&self, resource: &str) -> Result<Vec<String>, EngineError> {
         let item = self
             .client
             .get_item()
             .table_name(self.table)
-            .key("pk", key(slot.resource))
+            .key("pk", key(resource))
             .key("sk", AttributeValue::S(SLOT_SK.into()))
             .consistent_read(true)
             .send()
             .await
             .map_err(|e| self.error("GetItem", error_text(&e)))?;
-        let entries: Vec<String> =
-            item.item().and_then(|i| i.get("holders")).and_then(|h| h.as_ss().ok()).cloned().unwrap_or_default();
+        Ok(item.item().and_then(|i| i.get("holders")).and_then(|h| h.as_ss().ok()).cloned().unwrap_or_default())
+    }
+
+    pub async fn acquire(&self, slot: &Slot<'_>) -> Result<bool, EngineError> {
+        let entries = self.holders(slot.resource).await?;
         let now = Utc::now().timestamp();
         let (expired, live): (Vec<&String>, Vec<&String>) =
             entries.iter().partition(|e| parse_holder(e).is_none_or(|(_, until)| until <= now));
@@ -141,26 +145,13 @@ impl DynamoSlots<'_> {
     /// requests lets two writers both see room for one) the live holders past the limit, in
     /// name order, step back, so the limit holds either way.
     async fn confirm(&self, slot: &Slot<'_>, entry: &str) -> Result<bool, EngineError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(self.table)
-            .key("pk", key(slot.resource))
-            .key("sk", AttributeValue::S(SLOT_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", error_text(&e)))?;
         let now = Utc::now().timestamp();
-        let mut live: Vec<String> = item
-            .item()
-            .and_then(|i| i.get("holders"))
-            .and_then(|h| h.as_ss().ok())
+        let mut live: Vec<String> = self
+            .holders(slot.resource)
+            .await?
             .into_iter()
-            .flatten()
             // Our own entry counts even with a lease that ends at once.
-            .filter(|e| *e == entry || parse_holder(e).is_some_and(|(_, until)| until > now))
-            .cloned()
+            .filter(|e| e == entry || parse_holder(e).is_some_and(|(_, until)| until > now))
             .collect();
         live.sort();
         match live.iter().position(|e| e == entry) {
@@ -183,24 +174,11 @@ impl DynamoSlots<'_> {
     }
 
     pub async fn release(&self, resource: &str, holder: &str) -> Result<(), EngineError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(self.table)
-            .key("pk", key(resource))
-            .key("sk", AttributeValue::S(SLOT_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.error("GetItem", error_text(&e)))?;
-        let mine: Vec<String> = item
-            .item()
-            .and_then(|i| i.get("holders"))
-            .and_then(|h| h.as_ss().ok())
+        let mine: Vec<String> = self
+            .holders(resource)
+            .await?
             .into_iter()
-            .flatten()
             .filter(|e| parse_holder(e).is_some_and(|(h, _)| h == holder))
-            .cloned()
             .collect();
         if mine.is_empty() {
             return Ok(());

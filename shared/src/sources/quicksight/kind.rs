@@ -10,7 +10,6 @@ use super::records::{attributes, write};
 use super::restore::{QuickSightRestoreJob, QuickSightRestoreOptions};
 use super::task::{QuickSightTask, RecordTask};
 use super::{QuickSightJob, export, plan, retention};
-use crate::aws::error_text;
 use crate::config::registry::{ConfigImport, KindEntry};
 use crate::config::{BucketName, Job, JobError, restore_options};
 use crate::model::{Outcome, Status};
@@ -66,15 +65,7 @@ impl Kind for QuickSightJob {
 
     /// The bundle bucket must exist (it also holds the job's records).
     async fn check(&self, cx: &JobContext<'_>) -> Result<(), EngineError> {
-        let bucket = self.target.bucket.as_str();
-        if let Err(err) = cx.engine.clients.s3.head_bucket().bucket(bucket).send().await {
-            return Err(match err.raw_response().map(|r| r.status().as_u16()) {
-                Some(404) => EngineError::Input(format!("target bucket `{bucket}` does not exist (HeadBucket: 404)")),
-                Some(403) => EngineError::Input(format!("target bucket `{bucket}`: access denied (HeadBucket: 403)")),
-                _ => EngineError::service(format!("HeadBucket on target bucket `{bucket}`"), error_text(&err)),
-            });
-        }
-        Ok(())
+        crate::aws::s3::check_bucket(&cx.engine.clients.s3, "target", self.target.bucket.as_str()).await
     }
 
     fn chunk_tasks(&self) -> usize {

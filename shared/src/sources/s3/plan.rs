@@ -18,22 +18,7 @@ use crate::store::{ControlStore, StateEntry, StateReader, StoreError};
 /// Fails early, with the bucket's name, when the source or target cannot be reached.
 pub async fn check_buckets(engine: &Engine, spec: &S3Job) -> Result<(), EngineError> {
     for (role, bucket) in [("source", &spec.source.bucket), ("target", &spec.target.bucket)] {
-        if let Err(err) = engine.clients.s3.head_bucket().bucket(bucket.as_str()).send().await {
-            let status = err.raw_response().map(|r| r.status().as_u16());
-            let message = match status {
-                Some(404) => format!("{role} bucket `{bucket}` does not exist (HeadBucket: 404)"),
-                Some(403) => format!(
-                    "{role} bucket `{bucket}`: access denied (HeadBucket: 403; check the credentials' permissions)"
-                ),
-                _ => {
-                    return Err(EngineError::service(
-                        format!("HeadBucket on {role} bucket `{bucket}`"),
-                        error_text(&err),
-                    ));
-                }
-            };
-            return Err(EngineError::Input(message));
-        }
+        crate::aws::s3::check_bucket(&engine.clients.s3, role, bucket.as_str()).await?;
     }
     Ok(())
 }

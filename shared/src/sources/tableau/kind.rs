@@ -71,17 +71,7 @@ impl Kind for TableauJob {
     async fn check(&self, cx: &JobContext<'_>) -> Result<(), EngineError> {
         let s3 = &cx.engine.clients.s3;
         for bucket in self.buckets() {
-            if let Err(err) = s3.head_bucket().bucket(bucket.as_str()).send().await {
-                return Err(match err.raw_response().map(|r| r.status().as_u16()) {
-                    Some(404) => {
-                        EngineError::Input(format!("target bucket `{bucket}` does not exist (HeadBucket: 404)"))
-                    }
-                    Some(403) => {
-                        EngineError::Input(format!("target bucket `{bucket}`: access denied (HeadBucket: 403)"))
-                    }
-                    _ => EngineError::service(format!("HeadBucket on target bucket `{bucket}`"), error_text(&err)),
-                });
-            }
+            crate::aws::s3::check_bucket(s3, "target", bucket.as_str()).await?;
             if cx.dry_run {
                 continue;
             }
