@@ -11,7 +11,7 @@ EVENT ?= events/planner-request.json
 # The deployment config `make synth` and `make deploy` use.
 CONFIG ?= infra/backline.example.toml
 
-.PHONY: help setup setup-lambda setup-infra test emulator-test lint demo watch invoke lambdas stack-up stack-down \
+.PHONY: help setup setup-lambda setup-infra test emulator-test lint demo demo-lambda watch invoke lambdas stack-up stack-down \
 	synth infra-test deploy bench setup-bench bench-fs-plan bench-tableau bench-quicksight clean
 
 # Files in the filesystem planning benchmark's tree.
@@ -93,11 +93,14 @@ stack-up: setup ## Start the local stack (moto_server, queues, ledger, demo buck
 stack-down: ## Stop the local stack
 	scripts/stack.sh down
 
-watch: setup-lambda stack-up ## Run the three functions under `cargo lambda watch` against the local stack
-	source .demo/stack.env && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch
+watch: setup-lambda ## The local stack, the functions under `cargo lambda watch` and the queue pump, until Ctrl-C
+	scripts/lambda_local.sh watch
 
-invoke: setup-lambda ## Send EVENT to FN (planner, worker, finalizer) running under `make watch`
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke backline-$(FN) --data-file $(EVENT)
+demo-lambda: setup ## The Lambda flow end to end: planner -> SQS -> workers -> finalizer, logs interleaved, then the report
+	scripts/lambda_local.sh demo
+
+invoke: setup-lambda ## Send EVENT to FN (planner, worker, finalizer) running under `make watch`; the pump does the rest
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke backline-$(FN) --invoke-address 127.0.0.1 --invoke-port 9000 --data-file $(EVENT)
 
 lambdas: setup-lambda ## Build the functions for Lambda (arm64) with cargo-lambda
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 \

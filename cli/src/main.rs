@@ -1,5 +1,6 @@
 //! The `backline` command: argument parsing and output around the `backline` engine.
 
+mod dev;
 mod progress;
 mod records;
 mod run;
@@ -13,6 +14,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_TASKS_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_DRIFT: u8 = 3;
+pub const EXIT_SERVICE: u8 = 4;
+/// Ctrl-C, as shells report a process ended by SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// The exit code of a run that stopped with `err`: 4 a service call failed, 2 bad input.
 pub fn exit_code(err: &backline::EngineError) -> u8 {
@@ -31,7 +35,8 @@ pub fn exit_code(err: &backline::EngineError) -> u8 {
         AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> for local servers.\n\n\
         Exit codes: 0 every task succeeded, 1 the run finished with failed tasks,\n\
         2 bad input or the run could not start, 3 verify found drift,\n\
-        4 a service call failed during the run (the message names it; trying again may help)."
+        4 a service call failed during the run (the message names it; trying again may help),\n\
+        130 interrupted (Ctrl-C): open multipart uploads aborted, the run recorded as interrupted."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +64,9 @@ enum Command {
     /// Check or create job files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Developer tools: the Lambda flow on one machine (see `make watch`).
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
 }
 
 #[derive(Args)]
@@ -407,12 +415,15 @@ async fn main() -> ExitCode {
         Command::Verify(args) => args.job.verbose,
         Command::Status(args) => args.job.verbose,
         Command::Config(_) => 0,
+        // The pump's log is its output: one line per delivery.
+        Command::Dev(dev::DevCommand::Pump(args)) => args.verbose + 1,
     };
     if let Err(err) = init_logging(verbose, cli.log_file.as_deref()) {
         eprintln!("error: {err}");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     let code = match cli.command {
+        Command::Dev(command) => dev::run(command).await,
         Command::Run(args) => {
             if let Some(site) = &args.site {
                 // SAFETY: nothing runs yet on the runtime's other threads to read the environment.
@@ -422,6 +433,9 @@ async fn main() -> ExitCode {
                 state_cache: args.cache,
                 reset_state: args.reset,
                 zabbix_stub: args.zabbix_stub,
+                // One process runs the job here: whatever is open under its targets is a
+                // killed earlier run's.
+                abort_uploads_older_than: Some(std::time::Duration::ZERO),
                 ..Default::default()
             };
             let overrides: Vec<(&str, serde_json::Value)> =

@@ -8,13 +8,13 @@ use anyhow::Context;
 use backline::aws::AwsClients;
 use backline::pipeline::planner::PlanSummary;
 use backline::pipeline::{EngineOptions, local};
-use backline::store::{Manifest, render_report, report_url};
+use backline::store::{ControlStore, Manifest, render_report, report_url};
 use backline::{Config, Job};
 
 use indicatif::HumanBytes;
 
 use crate::progress::Bar;
-use crate::{EXIT_BAD_INPUT, EXIT_OK, EXIT_TASKS_FAILED};
+use crate::{EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED};
 
 /// The jobs of a file, or the one named; the exit code on failure.
 pub fn load_jobs(file: &str, job: Option<&str>) -> Result<Vec<Job>, u8> {
@@ -75,8 +75,15 @@ pub async fn run_jobs(
     for job in &jobs {
         let bar = Bar::new(&job.name, progress && !dry_run);
         let progress = Arc::new(bar.progress());
-        let result =
-            local::run_with(clients.clone(), job, chrono::Utc::now(), dry_run, progress, options.clone()).await;
+        let scheduled_at = chrono::Utc::now();
+        let running = local::run_with(clients.clone(), job, scheduled_at, dry_run, progress, options.clone());
+        let result = tokio::select! {
+            result = running => result,
+            _ = tokio::signal::ctrl_c() => {
+                bar.finish();
+                return interrupted(&clients, job, scheduled_at, dry_run).await;
+            }
+        };
         bar.finish();
         let code = match result {
             Ok(run) => match &run.manifest {
@@ -100,6 +107,39 @@ pub async fn run_jobs(
         worst = worst.max(code);
     }
     worst
+}
+
+/// Ctrl-C: the run's tasks are dropped where they stand; its open multipart uploads are
+/// aborted (S3 would bill their parts) and the run is recorded as interrupted. What it copied
+/// stays; the next run plans it again and aborts whatever was still open.
+async fn interrupted(
+    clients: &AwsClients,
+    job: &Job,
+    scheduled_at: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> u8 {
+    let (aborted, errors) = backline::aws::uploads::abort_open().await;
+    let run_id = backline::model::run_id(&job.name, scheduled_at);
+    eprintln!("interrupted: job {} run {run_id}; aborted {}", job.name, count(aborted as u64, "open multipart upload"));
+    for error in &errors {
+        eprintln!("could not abort a multipart upload: {error}");
+    }
+    if !dry_run {
+        let store = ControlStore::new(clients.s3.clone(), &job.control());
+        let record = serde_json::json!({
+            "job": job.name,
+            "run_id": run_id,
+            "status": "interrupted",
+            "interrupted_at": chrono::Utc::now(),
+            "aborted_uploads": aborted,
+        });
+        let dir = format!("runs/{}/{run_id}/", job.name);
+        match store.put_json(&format!("{dir}interrupted.json"), &record).await {
+            Ok(key) => eprintln!("recorded at s3://{}/{key}", store.bucket()),
+            Err(e) => eprintln!("could not record the interruption: {e}"),
+        }
+    }
+    EXIT_INTERRUPTED
 }
 
 /// `1 object`, `2 objects`.

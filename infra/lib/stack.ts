@@ -21,6 +21,7 @@ import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import { resolve } from 'node:path';
 import type { Deployment, Job } from './deployment.ts';
+import { EVENT_SOURCES, type Mapping, mapping, maxConcurrency, queueName, timeoutSeconds } from './event-sources.ts';
 import { type Role, statementsFor } from './permissions.ts';
 
 /** What the worker needs to see an EFS file system. */
@@ -32,11 +33,7 @@ export interface BacklineStackProps extends StackProps {
   manifestPath?: string;
 }
 
-/** SQS guidance: a queue's visibility timeout is at least six times its consumer's timeout. */
-export const VISIBILITY_FACTOR = 6;
-export const MAX_RECEIVE_COUNT = 5;
 const PLANNER_TIMEOUT = Duration.minutes(15);
-const FINALIZER_TIMEOUT = Duration.minutes(5);
 /** CDK feature flags the app and its tests share. */
 export const CONTEXT = {
   // Access logs are delivered under a bucket policy, not the legacy LogDeliveryWrite ACL.
@@ -56,31 +53,37 @@ export class BacklineStack extends Stack {
     super(scope, id, props);
     const { infra, jobs } = props.deployment;
     const key = infra.kms_key_arn ? kms.Key.fromKeyArn(this, 'Key', infra.kms_key_arn) : undefined;
-    const workerTimeout = Duration.seconds(infra.worker_timeout_seconds);
+    const workMapping = mapping('work');
+    const finalizeMapping = mapping('finalize');
+    const timeout = (m: Mapping) => Duration.seconds(timeoutSeconds(m, infra));
 
-    // Queues: encrypted, TLS-only, each with a DLQ that keeps failures for two weeks.
-    const queue = (name: string, consumerTimeout: Duration) => {
+    // Queues as infra/event-sources.json sets them (names, visibility, redrive): encrypted,
+    // TLS-only, each with a DLQ that keeps failures for two weeks.
+    const queue = (name: string, m: Mapping) => {
+      const queueNameOf = queueName(infra.stack_name, m);
       const dlq = new sqs.Queue(this, `${name}Dlq`, {
+        queueName: `${queueNameOf}-dlq`,
         encryption: key ? sqs.QueueEncryption.KMS : sqs.QueueEncryption.SQS_MANAGED,
         encryptionMasterKey: key,
         enforceSSL: true,
-        retentionPeriod: Duration.days(14),
+        retentionPeriod: Duration.days(EVENT_SOURCES.dlq_retention_days),
       });
       NagSuppressions.addResourceSuppressions(dlq, [
         { id: 'AwsSolutions-SQS3', reason: 'This queue is the dead-letter queue; it has none of its own.' },
       ]);
       const main = new sqs.Queue(this, `${name}Queue`, {
+        queueName: queueNameOf,
         encryption: key ? sqs.QueueEncryption.KMS : sqs.QueueEncryption.SQS_MANAGED,
         encryptionMasterKey: key,
         enforceSSL: true,
-        visibilityTimeout: Duration.seconds(consumerTimeout.toSeconds() * VISIBILITY_FACTOR),
-        retentionPeriod: Duration.days(4),
-        deadLetterQueue: { queue: dlq, maxReceiveCount: MAX_RECEIVE_COUNT },
+        visibilityTimeout: Duration.seconds(timeout(m).toSeconds() * EVENT_SOURCES.visibility_factor),
+        retentionPeriod: Duration.days(EVENT_SOURCES.retention_days),
+        deadLetterQueue: { queue: dlq, maxReceiveCount: EVENT_SOURCES.max_receive_count },
       });
       return { main, dlq };
     };
-    const work = queue('Work', workerTimeout);
-    const finalize = queue('Finalize', FINALIZER_TIMEOUT);
+    const work = queue('Work', workMapping);
+    const finalize = queue('Finalize', finalizeMapping);
     this.workQueue = work.main;
     this.finalizeQueue = finalize.main;
 
@@ -132,8 +135,8 @@ export class BacklineStack extends Stack {
     const mount = infra.efs ? this.efsMount(infra.efs) : undefined;
     this.functions = {
       planner: fn('planner', PLANNER_TIMEOUT, 512),
-      worker: fn('worker', workerTimeout, infra.worker_memory_mb, mount ?? {}),
-      finalizer: fn('finalizer', FINALIZER_TIMEOUT, 512),
+      worker: fn('worker', timeout(workMapping), infra.worker_memory_mb, mount ?? {}),
+      finalizer: fn('finalizer', timeout(finalizeMapping), 512),
     };
     const { planner, worker, finalizer } = this.functions;
 
@@ -150,16 +153,15 @@ export class BacklineStack extends Stack {
         }),
       );
     }
-    worker.addEventSource(
-      new SqsEventSource(work.main, {
-        batchSize: 1,
+    const eventSource = (m: Mapping) =>
+      new SqsEventSource(m.queue === 'work' ? work.main : finalize.main, {
+        batchSize: m.batch_size,
+        maxBatchingWindow: m.max_batching_window_seconds ? Duration.seconds(m.max_batching_window_seconds) : undefined,
         reportBatchItemFailures: true,
-        maxConcurrency: infra.worker_max_concurrency,
-      }),
-    );
-    finalizer.addEventSource(
-      new SqsEventSource(finalize.main, { batchSize: 1, reportBatchItemFailures: true, maxConcurrency: 2 }),
-    );
+        maxConcurrency: maxConcurrency(m, infra),
+      });
+    worker.addEventSource(eventSource(workMapping));
+    finalizer.addEventSource(eventSource(finalizeMapping));
     // PutMetricData has no resource-level permissions; the condition pins the namespace.
     finalizer.addToRolePolicy(
       new iam.PolicyStatement({

@@ -8,7 +8,8 @@ import { resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { controlOf, type Deployment, type Job, loadDeployment, quickSightOf } from '../lib/deployment.ts';
 import { type Role, statementsFor } from '../lib/permissions.ts';
-import { BacklineStack, CONTEXT, MAX_RECEIVE_COUNT, scheduleInput } from '../lib/stack.ts';
+import { EVENT_SOURCES, mapping } from '../lib/event-sources.ts';
+import { BacklineStack, CONTEXT, scheduleInput } from '../lib/stack.ts';
 
 const example = loadDeployment(resolve(import.meta.dirname, '../backline.example.toml'));
 
@@ -45,9 +46,15 @@ describe('queues', () => {
   it('redrive to their DLQ after five receives; DLQs keep messages two weeks', () => {
     const mains = queues.filter(([, q]) => q.Properties.RedrivePolicy);
     assert.equal(mains.length, 2);
-    for (const [, q] of mains) assert.equal(q.Properties.RedrivePolicy.maxReceiveCount, MAX_RECEIVE_COUNT);
+    assert.equal(EVENT_SOURCES.max_receive_count, 5);
+    for (const [, q] of mains) assert.equal(q.Properties.RedrivePolicy.maxReceiveCount, EVENT_SOURCES.max_receive_count);
     const dlqs = queues.filter(([, q]) => !q.Properties.RedrivePolicy);
     for (const [, q] of dlqs) assert.equal(q.Properties.MessageRetentionPeriod, 14 * 24 * 3600);
+  });
+
+  it('are named as infra/event-sources.json names them, which the local pump also reads', () => {
+    const names = queues.map(([, q]) => q.Properties.QueueName).sort();
+    assert.deepEqual(names, ['backline-finalize', 'backline-finalize-dlq', 'backline-work', 'backline-work-dlq']);
   });
 
   it('hide a message at least six times as long as its consumer runs', () => {
@@ -62,7 +69,13 @@ describe('queues', () => {
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BatchSize: mapping('work').batch_size,
       ScalingConfig: { MaximumConcurrency: example.infra.worker_max_concurrency },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BatchSize: mapping('finalize').batch_size,
+      ScalingConfig: { MaximumConcurrency: mapping('finalize').max_concurrency },
     });
   });
 });

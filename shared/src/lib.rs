@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod dev;
 pub mod model;
 pub mod notify;
 pub mod pipeline;

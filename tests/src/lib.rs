@@ -334,6 +334,7 @@ pub fn temp_folder(name: &str) -> PathBuf {
 }
 
 pub mod emulator;
+pub mod lambda;
 pub mod quicksight;
 pub mod tableau;
 pub mod vault;

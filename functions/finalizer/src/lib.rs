@@ -11,3 +11,10 @@ pub async fn handler(engine: &Engine, event: LambdaEvent<SqsEvent>) -> Result<Sq
     })
     .await)
 }
+
+/// The function as Lambda runs it: the engine from the environment, then the runtime loop
+/// (`AWS_LAMBDA_RUNTIME_API`). `main` and the tests that run it as a process call this.
+pub async fn serve() -> Result<(), Error> {
+    let engine = backline::pipeline::Deployment::from_env()?.engine(backline::aws::AwsClients::from_env().await);
+    lambda_runtime::run(lambda_runtime::service_fn(|event| handler(&engine, event))).await
+}

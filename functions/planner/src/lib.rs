@@ -40,3 +40,12 @@ pub async fn handler(
     }
     Ok(PlannerResponse { runs })
 }
+
+/// The function as Lambda runs it: the engine and job file from the environment, then the
+/// runtime loop (`AWS_LAMBDA_RUNTIME_API`). `main` and the tests that run it as a process call this.
+pub async fn serve() -> Result<(), Error> {
+    let deployment = backline::pipeline::Deployment::from_env()?;
+    let engine = deployment.engine(backline::aws::AwsClients::from_env().await);
+    let config = deployment.config.as_deref();
+    lambda_runtime::run(lambda_runtime::service_fn(|event| handler(&engine, config, event))).await
+}

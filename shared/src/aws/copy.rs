@@ -201,6 +201,7 @@ async fn copy_by_parts(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Re
         .await
         .map_err(|e| classify("CreateMultipartUpload", &e))?;
     let upload_id = upload.upload_id().unwrap_or_default().to_string();
+    super::uploads::opened(s3, request.target_bucket, request.target_key, &upload_id);
     let source = request.copy_source();
     let ranges = part_ranges(size, part_size(size, PREFERRED_PART_SIZE));
     let parts: Result<Vec<CompletedPart>, CopyFailure> = stream::iter(ranges.into_iter().enumerate())
@@ -243,6 +244,7 @@ async fn copy_by_parts(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Re
     };
     match completed {
         Ok(output) => {
+            super::uploads::closed(&upload_id);
             Ok(Copied { bytes: size, target_etag: output.e_tag().map(str::to_string), multipart: true, checksum: None })
         }
         Err(failure) => {
@@ -254,8 +256,11 @@ async fn copy_by_parts(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Re
                 .upload_id(&upload_id)
                 .send()
                 .await;
-            if let Err(err) = abort {
-                tracing::warn!(key = request.target_key, error = %error_text(&err), "could not abort the multipart upload");
+            match abort {
+                Ok(_) => super::uploads::closed(&upload_id),
+                Err(err) => {
+                    tracing::warn!(key = request.target_key, error = %error_text(&err), "could not abort the multipart upload")
+                }
             }
             Err(failure)
         }

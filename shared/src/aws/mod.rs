@@ -8,6 +8,7 @@ pub mod copy;
 pub mod glacier;
 pub mod s3;
 pub mod stream_upload;
+pub mod uploads;
 
 use std::time::Duration;
 

@@ -122,6 +122,7 @@ impl Multipart {
             .await
             .map_err(|e| format!("CreateMultipartUpload: {}", error_text(&e)))?;
         let upload_id = output.upload_id().ok_or("CreateMultipartUpload gave no upload id")?.to_string();
+        super::uploads::opened(s3, to.bucket, to.key, &upload_id);
         Ok(Multipart { upload_id, parts: Vec::new() })
     }
 
@@ -157,14 +158,14 @@ impl Multipart {
             .send()
             .await
             .map_err(|e| format!("CompleteMultipartUpload: {}", error_text(&e)))?;
+        super::uploads::closed(&self.upload_id);
         Ok((output.e_tag().map(str::to_string), output.version_id().map(str::to_string)))
     }
 
     async fn abort(&self, s3: &aws_sdk_s3::Client, to: &Destination<'_>) {
-        if let Err(err) =
-            s3.abort_multipart_upload().bucket(to.bucket).key(to.key).upload_id(&self.upload_id).send().await
-        {
-            tracing::warn!(key = to.key, error = %error_text(&err), "could not abort the multipart upload");
+        match s3.abort_multipart_upload().bucket(to.bucket).key(to.key).upload_id(&self.upload_id).send().await {
+            Ok(_) => super::uploads::closed(&self.upload_id),
+            Err(err) => tracing::warn!(key = to.key, error = %error_text(&err), "could not abort the multipart upload"),
         }
     }
 }

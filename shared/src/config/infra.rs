@@ -78,6 +78,13 @@ fn default_mount_path() -> String {
     "/mnt/backline".into()
 }
 
+impl Default for InfraConfig {
+    /// Every field at its default, as an `[infra]` section with nothing in it.
+    fn default() -> InfraConfig {
+        serde_json::from_value(serde_json::json!({})).expect("every field has a default")
+    }
+}
+
 impl InfraConfig {
     pub fn check(&self) -> Result<(), (String, String)> {
         if !matches!(self.architecture.as_str(), "arm64" | "x86_64") {

@@ -42,7 +42,11 @@ impl Deployment {
             SqsQueue::new(clients.sqs.clone(), clients.s3.clone(), &self.work_queue_url, &self.finalize_queue_url);
         let ledger = DynamoLedger::new(clients.dynamodb.clone(), &self.ledger_table);
         // In Lambda, metrics are log lines CloudWatch turns into metrics: no call on the hot path.
-        let options = super::EngineOptions { emf_metrics: true, ..Default::default() };
+        let options = super::EngineOptions {
+            emf_metrics: true,
+            abort_uploads_older_than: Some(std::time::Duration::from_secs(3600)),
+            ..Default::default()
+        };
         Engine::new(clients, Arc::new(queue), Arc::new(ledger)).with_options(options)
     }
 }

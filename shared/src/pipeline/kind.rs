@@ -178,6 +178,11 @@ pub trait Kind: Send + Sync + fmt::Debug + 'static {
     fn metrics(&self, _outcomes: &[Outcome]) -> Vec<crate::notify::metrics::Metric> {
         Vec::new()
     }
+    /// Where the kind's tasks write with multipart uploads and nothing but Backline writes:
+    /// `(bucket, prefix)`. A run first aborts the uploads a killed run left there.
+    fn upload_targets(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Compares source and backup; `None` if the kind cannot be verified.
     async fn verify(&self, _engine: &Engine, _job: &Job, _deep: bool) -> Option<Result<Verified, EngineError>> {
         None

@@ -47,6 +47,10 @@ pub struct EngineOptions {
     pub zabbix_stub: bool,
     /// Metrics as Embedded Metric Format lines in the log (Lambda), not PutMetricData calls.
     pub emf_metrics: bool,
+    /// Abort multipart uploads under the job's targets started this long before the run
+    /// (a killed run's): zero for `backline run`, an hour in Lambda, where a worker may still
+    /// be writing for up to its 15-minute limit. `None`: leave them.
+    pub abort_uploads_older_than: Option<std::time::Duration>,
 }
 
 impl Engine {

@@ -124,6 +124,9 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
     if !dry_run {
         crate::notify::run_started(engine, job, run).await;
     }
+    if !dry_run {
+        abort_stale_uploads(engine, job, run).await;
+    }
     let mut sink = TaskSink {
         engine,
         job,
@@ -153,4 +156,19 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         chunks = summary.chunks, "planned"
     );
     Ok(summary)
+}
+
+/// Aborts what a killed run of the job left open; a failure here does not stop the run.
+async fn abort_stale_uploads(engine: &Engine, job: &Job, run: &RunRef) {
+    let Some(age) = engine.options.abort_uploads_older_than else { return };
+    let before = run.started_at - chrono::Duration::from_std(age).unwrap_or_default();
+    for (bucket, prefix) in job.spec.upload_targets() {
+        match crate::aws::uploads::abort_stale(&engine.clients.s3, &bucket, &prefix, before).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(job = %job.name, bucket, n, "aborted multipart uploads an earlier run left unfinished")
+            }
+            Err(error) => tracing::warn!(job = %job.name, %error, "could not look for unfinished multipart uploads"),
+        }
+    }
 }

@@ -8,8 +8,8 @@ use tokio::io::AsyncReadExt;
 
 use super::plan::mtime_ns;
 use super::{FilesystemJob, FilesystemTask};
-use crate::aws::error_text;
 use crate::aws::s3::part_size;
+use crate::aws::{error_text, uploads};
 use crate::model::{Outcome, Status};
 use crate::pipeline::Engine;
 use crate::pipeline::kind::{Executed, KindTask, Step, run_tasks};
@@ -149,6 +149,7 @@ async fn upload_parts(
         .await
         .map_err(|e| format!("CreateMultipartUpload: {}", error_text(&e)))?;
     let upload_id = upload.upload_id().unwrap_or_default().to_string();
+    uploads::opened(s3, bucket, key, &upload_id);
     let result = send_parts(s3, path, bucket, key, &upload_id, size).await;
     let result = match result {
         Ok(parts) => match unchanged(path, size, mtime).await {
@@ -167,10 +168,13 @@ async fn upload_parts(
         },
         Err(message) => Err(message),
     };
-    if !matches!(result, Ok(Attempt::Uploaded { .. }))
-        && let Err(err) = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await
-    {
-        tracing::warn!(key, error = %error_text(&err), "could not abort the multipart upload");
+    if matches!(result, Ok(Attempt::Uploaded { .. })) {
+        uploads::closed(&upload_id);
+    } else {
+        match s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await {
+            Ok(_) => uploads::closed(&upload_id),
+            Err(err) => tracing::warn!(key, error = %error_text(&err), "could not abort the multipart upload"),
+        }
     }
     result
 }

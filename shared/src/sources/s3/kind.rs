@@ -36,6 +36,10 @@ impl Kind for S3Job {
         self.target.bucket.clone()
     }
 
+    fn upload_targets(&self) -> Vec<(String, String)> {
+        vec![(self.target.bucket.to_string(), self.target.prefix.clone())]
+    }
+
     fn endpoints(&self) -> (String, String) {
         (self.state_source(), format!("s3://{}/{}", self.target.bucket, self.target.prefix))
     }

@@ -31,6 +31,10 @@ impl Kind for S3RestoreJob {
         self.backup.target.bucket.clone()
     }
 
+    fn upload_targets(&self) -> Vec<(String, String)> {
+        vec![(self.options.to_bucket.to_string(), self.options.to_prefix.clone().unwrap_or_default())]
+    }
+
     fn endpoints(&self) -> (String, String) {
         (
             format!("s3://{}/{}", self.backup.target.bucket, self.backup.target.prefix),
