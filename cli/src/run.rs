@@ -118,7 +118,15 @@ async fn interrupted(
     scheduled_at: chrono::DateTime<chrono::Utc>,
     dry_run: bool,
 ) -> u8 {
-    let (aborted, errors) = backline::aws::uploads::abort_open().await;
+    let (mut aborted, mut errors) = backline::aws::uploads::abort_open().await;
+    // An upload whose CreateMultipartUpload was under way when the signal came exists in S3
+    // but never reached the registry: look under the job's targets as well.
+    for (bucket, prefix) in job.spec.upload_targets() {
+        match backline::aws::uploads::abort_stale(&clients.s3, &bucket, &prefix, chrono::Utc::now()).await {
+            Ok(n) => aborted += n,
+            Err(e) => errors.push(e),
+        }
+    }
     let run_id = backline::model::run_id(&job.name, scheduled_at);
     eprintln!("interrupted: job {} run {run_id}; aborted {}", job.name, count(aborted as u64, "open multipart upload"));
     for error in &errors {
