@@ -263,6 +263,13 @@ pub fn after_failure(task: &BundleTask, errors: &[ExportError], poll: Duration) 
     if task.assets.len() == 1 && dependency_unexportable {
         return Step::Many { done: vec![skipped(&task.assets[0], &reasons())], waiting: Vec::new(), after: poll };
     }
+    // One asset failing for no fault of its own (an InternalFailure): no halves to try, so the
+    // same export once more.
+    if task.assets.len() == 1 && !task.split {
+        tracing::warn!(bundle = %task.name, errors = %reasons(), "export failed; trying once more");
+        let again = QuickSightTask::Bundle(BundleTask { split: true, job_id: None, downloads: 0, ..task.clone() });
+        return Step::Many { done: Vec::new(), waiting: vec![again], after: Duration::from_secs(1) };
+    }
     if task.assets.len() > 1 && (!task.split || dependency_unexportable) {
         let middle = task.assets.len() / 2;
         let half = |n: usize, assets: &[Asset]| {
@@ -331,6 +338,16 @@ mod tests {
         let rest = waiting(&step);
         assert_eq!(rest[0].asset_ids(), ["d0", "d2"]);
         assert_eq!((rest[0].job_id.as_deref(), rest[0].split), (None, false));
+    }
+
+    #[test]
+    fn a_failed_bundle_of_one_asset_is_tried_once_more_then_fails() {
+        let task = bundle(1);
+        let step = after_failure(&task, &[error("arn:job", "InternalFailureException")], Duration::ZERO);
+        let again = waiting(&step);
+        assert_eq!((again.len(), again[0].split, again[0].key.as_str()), (1, true, task.key.as_str()));
+        let last = after_failure(&again[0], &[error("arn:job", "InternalFailureException")], Duration::ZERO);
+        assert!(matches!(last, Step::Done(ref o) if o.status == Status::Failed));
     }
 
     #[test]
