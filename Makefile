@@ -63,7 +63,7 @@ test: setup lint ## Everything CI runs: lint, unit, integration, handler, emulat
 	$(MAKE) --no-print-directory emulator-test
 	$(MAKE) --no-print-directory infra-test
 
-emulator-test: setup ## The Tableau, QuickSight and Sentry emulators checked against the real clients (tableauserverclient, boto3, sentry-sdk), the Zabbix trapper; the OpenBao recipe (tests/emulators/vault)
+emulator-test: setup ## The Tableau, QuickSight, Lambda and Sentry emulators checked against the real clients (tableauserverclient, boto3, sentry-sdk), the Zabbix trapper; the OpenBao recipe (tests/emulators/vault)
 	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/emulators
 
 synth: setup-infra ## Write the CloudFormation template for CONFIG into infra/cdk.out (offline)

@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The functions the emulator is started with; a reset without "functions" comes back to them.
 FUNCTIONS = ["backline-worker", "backline-finalizer"]
 
 
@@ -31,17 +32,19 @@ class Emulator:
 
 
 @pytest.fixture(scope="session")
-def lambda_process():
+def lambda_emulator_process():
     command = [sys.executable, os.path.join(HERE, "emulator.py"), "--port", "0", "--host", "127.0.0.1"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    first = proc.stdout.readline()
-    assert first.startswith("listening on "), first
-    yield Emulator(int(first.split()[-1]))
+    for function in FUNCTIONS:
+        command += ["--function", function]
+    proc = subprocess.Popen(command + ["--timeout", "10"], stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("listening on "), line
+    yield Emulator(int(line.split()[-1]))
     proc.terminate()
     proc.wait(timeout=10)
 
 
 @pytest.fixture
-def emu(lambda_process):
-    lambda_process.reset({"functions": FUNCTIONS, "timeout_seconds": 10})
-    return lambda_process
+def emu(lambda_emulator_process):
+    lambda_emulator_process.reset({})
+    return lambda_emulator_process
