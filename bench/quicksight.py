@@ -8,27 +8,13 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 import boto3
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "emulators"))
+from harness import EmulatorProcess  # noqa: E402
 ACCOUNT = "111111111111"
-
-
-def control(url: str, path: str, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{url}/_emulator/{path}", data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"null")
-
-
-def start_emulator():
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests/emulators/quicksight/emulator.py"), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    port = process.stdout.readline().split()[-1]
-    return process, f"http://127.0.0.1:{port}"
 
 
 def world(assets: int, users: int) -> dict:
@@ -55,9 +41,9 @@ def main() -> None:
     backline, workdir = sys.argv[1], sys.argv[2]
     assets, users = int(os.environ.get("ASSETS", "1000")), int(os.environ.get("USERS", "200"))
     os.makedirs(workdir, exist_ok=True)
-    emulator, url = start_emulator()
+    emulator = EmulatorProcess("quicksight", quiet=True)
     try:
-        control(url, "reset", world(assets, users))
+        emulator.control("reset", world(assets, users))
         bucket = f"quicksight-bench-{int(time.time())}"
         boto3.client("s3").create_bucket(Bucket=bucket)
         config = os.path.join(workdir, "quicksight-bench.yaml")
@@ -67,11 +53,11 @@ def main() -> None:
                     f'{bucket}-g, memberships_table: {bucket}-m}}\n    poll_interval: 1s\n')
         started = time.monotonic()
         result = subprocess.run([backline, "run", "--no-progress", "--config", config], capture_output=True, text=True,
-                                env={**os.environ, "AWS_ENDPOINT_URL_QUICKSIGHT": url})
+                                env={**os.environ, "AWS_ENDPOINT_URL_QUICKSIGHT": emulator.url})
         seconds = time.monotonic() - started
         if result.returncode != 0:
             sys.exit(f"backline run: exit {result.returncode}: {result.stdout}{result.stderr}")
-        state = control(url, "state")
+        state = emulator.control("state")
         calls = state["calls"]
         print(json.dumps({
             "assets": assets, "users": users, "groups": users // 10, "memberships": users,
@@ -80,7 +66,7 @@ def main() -> None:
             "max_concurrent_exports_seen": state["max_concurrent_exports_seen"],
         }, indent=2))
     finally:
-        emulator.kill()
+        emulator.stop()
 
 
 if __name__ == "__main__":

@@ -10,27 +10,13 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.request
 
 import boto3
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "emulators"))
+from harness import EmulatorProcess  # noqa: E402
 ADMIN = "5de011f8-5aa9-4d5b-b991-f462c8dd6bb7"
-
-
-def control(url: str, path: str, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{url}/_emulator/{path}", data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"null")
-
-
-def start_emulator():
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "tests/emulators/tableau/emulator.py"), "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    port = process.stdout.readline().split()[-1]
-    return process, f"http://127.0.0.1:{port}"
 
 
 def world(workbooks: list) -> dict:
@@ -68,41 +54,41 @@ def main() -> None:
     results = {}
 
     # No change: the second run over `count` workbooks.
-    emulator, url = start_emulator()
+    emulator = EmulatorProcess("tableau", quiet=True)
     try:
         books = [{"id": f"w{i:05d}", "name": f"Book {i:05d}", "projectId": "p", "ownerId": ADMIN, "text": f"book {i}"}
                  for i in range(count)]
-        control(url, "reset", world(books))
+        emulator.control("reset", world(books))
         bucket = f"tableau-bench-{int(time.time())}"
         s3.create_bucket(Bucket=bucket)
         config = os.path.join(workdir, "tableau-bench.toml")
-        job_file(config, url, bucket)
+        job_file(config, emulator.url, bucket)
         first_seconds, _ = run(backline, config)
-        before = control(url, "state?requests=false")["request_count"]
+        before = emulator.control("state?requests=false")["request_count"]
         second_seconds, _ = run(backline, config)
-        tableau_calls = control(url, "state?requests=false")["request_count"] - before
+        tableau_calls = emulator.control("state?requests=false")["request_count"] - before
         results["no_change"] = {"workbooks": count, "first_run_s": round(first_seconds, 1),
                                 "no_change_run_s": round(second_seconds, 1), "tableau_requests": tableau_calls,
                                 "tableau_requests_per_workbook": round(tableau_calls / count, 4)}
     finally:
-        emulator.kill()
+        emulator.stop()
 
     # One big workbook: memory while it streams into S3.
-    emulator, url = start_emulator()
+    emulator = EmulatorProcess("tableau", quiet=True)
     try:
         big = {"id": "big", "name": "Big", "projectId": "p", "ownerId": ADMIN,
                "generate": {"size": big_mib * 1024 * 1024, "seed": 1}}
-        control(url, "reset", world([big]))
+        emulator.control("reset", world([big]))
         bucket = f"tableau-bench-big-{int(time.time())}"
         s3.create_bucket(Bucket=bucket)
         config = os.path.join(workdir, "tableau-bench-big.toml")
-        job_file(config, url, bucket)
+        job_file(config, emulator.url, bucket)
         seconds, peak = run(backline, config)
         size = s3.head_object(Bucket=bucket, Key="Default/Sales/Big.twbx")["ContentLength"]
         results["big_workbook"] = {"mib": big_mib, "stored_bytes": size, "seconds": round(seconds, 1),
                                    "peak_rss_mib": round(peak, 1)}
     finally:
-        emulator.kill()
+        emulator.stop()
     print(json.dumps(results, indent=2))
 
 

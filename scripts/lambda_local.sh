@@ -82,6 +82,7 @@ demo() {
       "$target/backline-$fn" > >(label "$fn") 2>&1 &
     pids+=($!)
   done
+  rm -f .demo/reports.txt # a report from an earlier demo would end the wait below at once
   start_pump "http://127.0.0.1:$port" .demo/reports.txt --wait-seconds 1
   echo
   echo "== invoke backline-planner with events/planner-request.json (as make invoke does)"

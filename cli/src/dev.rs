@@ -77,13 +77,12 @@ async fn pump(args: PumpArgs) -> u8 {
             m.function_name(),
             m.batch_size,
             m.max_batching_window_seconds,
-            m.max_concurrency(&infra),
+            queue.max_concurrency,
             queue.visibility_timeout_seconds,
             EventSources::get().max_receive_count
         );
     }
     let pump = Arc::new(Pump {
-        concurrency: queues.iter().map(|q| q.mapping.max_concurrency(&infra)).collect(),
         sqs: clients.sqs.clone(),
         s3: clients.s3.clone(),
         invoker,

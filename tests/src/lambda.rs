@@ -55,14 +55,7 @@ impl LambdaHost {
                 .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdout(Stdio::from(log.try_clone().expect("a log file")))
                 .stderr(Stdio::from(log));
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                command.pre_exec(|| {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    Ok(())
-                });
-            }
+            crate::killed_with_spawning_thread(&mut command);
             processes.push(command.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}")));
         }
         LambdaHost { emulator, processes, logs }

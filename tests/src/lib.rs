@@ -80,20 +80,26 @@ impl Moto {
     }
 }
 
+/// Makes `command`'s process die with the thread that spawns it (PR_SET_PDEATHSIG): a test
+/// that panics or is killed leaves no server behind.
+pub fn killed_with_spawning_thread(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// Starts a server that lives as long as the test process. It is spawned from a thread that
 /// lives as long as the process, so that PR_SET_PDEATHSIG (which fires when the spawning
 /// *thread* ends) kills it exactly when the test process exits.
 pub fn spawn_for_process(mut command: Command) -> Result<(), String> {
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        killed_with_spawning_thread(&mut command);
         let child = command.spawn();
         let _ = started_tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
         loop {

@@ -150,9 +150,14 @@ async fn dead_and_slow_endpoints_change_neither_the_outcome_nor_the_time_beyond_
     let (server, clients, bucket) = setup().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let quiet = job(&bucket, "");
-    let started = Instant::now();
     let baseline = run(&clients, &quiet).await.unwrap();
+    // The run below fails an export, which QuickSight work retries: its own baseline is the
+    // same failure without notifications.
+    server.post("faults", &json!({"fail_next_export": 10})).await;
+    let started = Instant::now();
+    let failing = run(&clients, &quiet).await.unwrap();
     let baseline_time = started.elapsed();
+    assert_eq!(failing.counts.failed, 1);
 
     // Sentry and Slack refuse connections; Zabbix holds the connection 30 s before answering.
     let zabbix = zabbix(&[]).await;

@@ -54,7 +54,9 @@ impl LocalFlow {
         let moto = Moto::get();
         let clients = moto.clients().await;
         let infra = InfraConfig { worker_timeout_seconds, ..InfraConfig::default() };
-        let queues = ensure_queues(&clients.sqs, &unique("local"), &infra).await.expect("queues");
+        let mut queues = ensure_queues(&clients.sqs, &unique("local"), &infra).await.expect("queues");
+        // Two cores: a few pollers are enough to show concurrent deliveries.
+        queues.iter_mut().for_each(|q| q.max_concurrency = q.max_concurrency.min(4));
         let url = |name: &str| queues.iter().find(|q| q.mapping.queue == name).expect(name).url.clone();
         let deployment = Deployment {
             work_queue_url: url("work"),
@@ -76,7 +78,6 @@ impl LocalFlow {
             sqs: clients.sqs.clone(),
             s3: clients.s3.clone(),
             invoker: invoker.clone(),
-            concurrency: queues.iter().map(|q| q.mapping.max_concurrency(&infra).min(4)).collect(),
             queues: queues.clone(),
             wait: Duration::from_secs(1),
             print_reports: true,

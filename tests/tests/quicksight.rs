@@ -258,7 +258,8 @@ async fn quicksights_own_export_limit_failures_expired_urls_and_throttling_are_w
     let setup = setup(&world).await;
     let server = &setup.server;
     server.post("faults", &json!({"throttle": {"count": 3, "operation": "ListDashboards"}})).await;
-    server.post("faults", &json!({"fail_next_export": 1})).await;
+    // The failure lands on the dashboards' bundle, of several assets, whichever export starts first.
+    server.post("faults", &json!({"fail_next_export": 1, "fail_export_arn_contains": ":dashboard/"})).await;
     server.post("faults", &json!({"expire_next_urls": 1})).await;
     let job = setup.job("").with_field("mode", json!("assets-only")).unwrap();
     let manifest = setup.run_at(&job, at(2, 0, 0)).await;

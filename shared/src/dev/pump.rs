@@ -35,8 +35,6 @@ pub struct Pump {
     pub s3: aws_sdk_s3::Client,
     pub invoker: Invoker,
     pub queues: Vec<EventQueue>,
-    /// Per concurrent poller; the deployment's value or the file's.
-    pub concurrency: Vec<u32>,
     /// How long one ReceiveMessage waits for a message (SQS allows at most 20 s).
     pub wait: Duration,
     /// Print each finished run's report (finalize queue) to standard output.
@@ -48,9 +46,9 @@ impl Pump {
     /// Runs until `shutdown` turns true. Messages already handed to a function are seen through.
     pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
         let mut pollers = Vec::new();
-        for index in 0..self.queues.len() {
-            let pollers_for_queue = self.concurrency.get(index).copied().unwrap_or(1).max(1);
-            for _ in 0..pollers_for_queue {
+        for (index, queue) in self.queues.iter().enumerate() {
+            // One poller per invocation the mapping allows at once.
+            for _ in 0..queue.max_concurrency.max(1) {
                 let pump = self.clone();
                 let shutdown = shutdown.clone();
                 pollers.push(tokio::spawn(async move { pump.poll(index, shutdown).await }));

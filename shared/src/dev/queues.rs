@@ -26,6 +26,8 @@ pub struct EventQueue {
     pub arn: String,
     pub dlq_url: String,
     pub visibility_timeout_seconds: u32,
+    /// Invocations of the mapping's function at once.
+    pub max_concurrency: u32,
 }
 
 /// Creates every mapping's queue and DLQ under `stack`, or brings existing ones in line with
@@ -56,6 +58,7 @@ pub async fn ensure_queues(
             arn,
             dlq_url,
             visibility_timeout_seconds: visibility,
+            max_concurrency: mapping.max_concurrency(infra),
         });
     }
     Ok(queues)

@@ -95,7 +95,7 @@ def invoke_in_thread(lam, results, key, **kwargs):
 
 
 def test_health(emu):
-    assert emu.control("/_emulator/health") == {"ok": True}
+    assert emu.control("health") == {"ok": True}
 
 
 def test_an_event_travels_to_the_function_and_its_response_back(emu):

@@ -4,42 +4,30 @@ that every successful response body conforms to the botocore output shape
 
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 
 import boto3
 import pytest
 from botocore.config import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/emulators: the shared harness
+from harness import EmulatorProcess  # noqa: E402
 
 ACCOUNT = "111111111111"
 OTHER = "222222222222"
 REGION = "us-east-1"
 
 
-class Emulator:
-    def __init__(self, port):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.shape_errors = []
-
-    def control(self, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def reset(self, world):
-        return self.control("/_emulator/reset", world)
+class Emulator(EmulatorProcess):
+    shape_errors = []
 
     def faults(self, spec):
-        return self.control("/_emulator/faults", spec)
+        return self.control("faults", spec)
 
     def state(self):
-        return self.control("/_emulator/state")
+        return self.control("state")
 
     def client(self, region=REGION, **config):
         client = boto3.client(
@@ -110,16 +98,9 @@ def emulator_process():
         os.environ.pop(var, None)
     os.environ["AWS_CONFIG_FILE"] = os.devnull
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "emulator.py"), "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    yield Emulator(int(line.split()[-1]))
-    proc.terminate()
-    proc.wait(timeout=10)
+    emulator = Emulator("quicksight")
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture

@@ -48,10 +48,18 @@ def start_export(world, ctx):
         "warnings": [],
         "entries": [],
         "bundle": None,
-        "inject_failure": world.take_fault("fail_next_export"),
+        "inject_failure": _fails(world, body),
     }
     register(world, ctx, "export", job)
     return {"Arn": job["arn"], "AssetBundleExportJobId": job_id}
+
+
+def _fails(world, body):
+    """Whether this export job takes one of the `fail_next_export` faults."""
+    wanted = world.faults["fail_export_arn_contains"]
+    if wanted is not None and not any(wanted in arn for arn in body.get("ResourceArns") or []):
+        return False
+    return world.take_fault("fail_next_export")
 
 
 def describe_export(world, ctx):

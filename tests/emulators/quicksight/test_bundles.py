@@ -166,6 +166,10 @@ def test_size_limit_and_injected_export_failure(emu):
     emu.faults({"fail_next_export": True})
     assert export(qs, "unlucky", [arn("dataset", "sales")])[1]["JobStatus"] == "FAILED"
     assert export(qs, "lucky", [arn("dataset", "sales")])[1]["JobStatus"] == "SUCCESSFUL"
+    # Aimed at dashboards: a data set export passes and the failure stays for a dashboard's.
+    emu.faults({"fail_next_export": 1, "fail_export_arn_contains": ":dashboard/"})
+    assert export(qs, "spared", [arn("dataset", "sales")])[1]["JobStatus"] == "SUCCESSFUL"
+    assert emu.state()["faults"]["fail_next_export"] == 1
 
 
 def start_import(qs, job_id, account=OTHER, **kwargs):
@@ -236,7 +240,7 @@ def test_import_from_s3uri_reads_the_configured_endpoint(emu):
     s3 = ThreadingHTTPServer(("127.0.0.1", 0), FakeS3)
     threading.Thread(target=s3.serve_forever, daemon=True).start()
     try:
-        emu.control("/_emulator/settings", {"s3_endpoint": f"127.0.0.1:{s3.server_address[1]}"})
+        emu.control("settings", {"s3_endpoint": f"127.0.0.1:{s3.server_address[1]}"})
         _, imp = start_import(qs, "from-s3", AssetBundleImportSource={"S3Uri": "s3://backups/qs/bundle.qs"})
         assert imp["JobStatus"] == "SUCCESSFUL" and imp["AssetBundleImportSource"] == {"S3Uri": "s3://backups/qs/bundle.qs"}
         assert [a["AnalysisId"] for a in qs.list_analyses(AwsAccountId=OTHER)["AnalysisSummaryList"]] == ["sales-analysis"]

@@ -105,7 +105,7 @@ class World:
             self.import_jobs = OrderedDict()
             self.calls = {}
             self.errors = {}
-            self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_next_import": 0, "expire_next_urls": 0}
+            self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_export_arn_contains": None, "fail_next_import": 0, "expire_next_urls": 0}
             self.max_running = {"export": 0, "import": 0}
             for account_id, acc in (spec.get("accounts") or {}).items():
                 self._seed_account(account_id, acc or {})
@@ -291,12 +291,15 @@ class World:
                 )
             if spec.get("fail_next_export"):
                 self.faults["fail_next_export"] += int(spec["fail_next_export"])
+            if "fail_export_arn_contains" in spec:
+                # Only exports of a resource whose ARN contains this fail (null: any export).
+                self.faults["fail_export_arn_contains"] = spec["fail_export_arn_contains"]
             if spec.get("fail_next_import"):
                 self.faults["fail_next_import"] += int(spec["fail_next_import"])
             if spec.get("expire_next_urls"):
                 self.faults["expire_next_urls"] += int(spec["expire_next_urls"])
             if spec.get("clear"):
-                self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_next_import": 0, "expire_next_urls": 0}
+                self.faults = {"throttle": [], "errors": [], "fail_next_export": 0, "fail_export_arn_contains": None, "fail_next_import": 0, "expire_next_urls": 0}
 
     def take_expired_url(self):
         """Whether the next DownloadUrl should be already expired (fault `expire_next_urls`)."""

@@ -1,55 +1,34 @@
 """Fixtures: one Sentry emulator for the session, reset before every test."""
 
-import json
 import os
-import subprocess
 import sys
-import urllib.request
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/emulators: the shared harness
+from harness import EmulatorProcess  # noqa: E402
 
 
-class Emulator:
-    def __init__(self, port):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
+class Emulator(EmulatorProcess):
     def dsn(self, key="abc", project="42"):
         return f"http://{key}@127.0.0.1:{self.port}/{project}"
 
-    def control(self, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def reset(self, world):
-        return self.control("/_emulator/reset", world)
-
     def settings(self, settings):
-        return self.control("/_emulator/settings", settings)
+        return self.control("settings", settings)
 
     def events(self):
-        return self.control("/_emulator/events")
+        return self.control("events")
 
     def envelopes(self):
-        return self.control("/_emulator/envelopes")
+        return self.control("envelopes")
 
 
 @pytest.fixture(scope="session")
 def emulator_process():
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "emulator.py"), "--port", "0", "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    yield Emulator(int(line.split()[-1]))
-    proc.terminate()
-    proc.wait(timeout=10)
+    emulator = Emulator("sentry")
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture

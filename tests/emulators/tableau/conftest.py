@@ -1,15 +1,15 @@
 """Starts one emulator per test session and seeds a fresh world for every test."""
 
 import base64
-import json
 import os
-import subprocess
 import sys
-import urllib.request
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/emulators: the shared harness
+from harness import EmulatorProcess  # noqa: E402
+
 FIXTURES = os.path.abspath(os.path.join(HERE, "..", "..", "..", "..", "shared", "fixtures", "tableau"))
 
 DEFAULT_SITE = "dad65087-b08b-4603-af4e-2887b8aafc67"
@@ -111,38 +111,19 @@ def world():
     }
 
 
-class Emulator:
-    def __init__(self, port):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-    def control(self, method, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + "/_emulator/" + path, data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-            return json.loads(raw) if resp.headers.get_content_type() == "application/json" else raw
-
+class Emulator(EmulatorProcess):
     def state(self):
-        return self.control("GET", "state")
+        return self.control("state")
 
 
 @pytest.fixture(scope="session")
 def emulator_process():
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "emulator.py"), "--port", "0", "--fixtures", FIXTURES],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    assert line.startswith("listening on "), line
-    yield Emulator(int(line.split()[2]))
-    proc.terminate()
-    proc.wait(timeout=10)
+    emulator = Emulator("tableau", "--fixtures", FIXTURES)
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture
 def emu(emulator_process):
-    emulator_process.control("POST", "reset", world())
+    emulator_process.reset(world())
     return emulator_process

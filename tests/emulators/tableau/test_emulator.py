@@ -177,12 +177,12 @@ def test_revisions(emu, tmp_path):
 
 def test_throttle_and_expired_tokens(emu):
     s = pat_server(emu)
-    emu.control("POST", "faults", {"throttle": {"count": 1, "retry_after": 2, "path_contains": "/workbooks"}})
+    emu.control("faults", {"throttle": {"count": 1, "retry_after": 2, "path_contains": "/workbooks"}})
     with pytest.raises(ServerResponseError) as throttled:
         s.workbooks.get()
     assert throttled.value.code == "429000"
     assert s.workbooks.get()[1].total_available == SEEDED_WORKBOOKS
-    emu.control("POST", "faults", {"expire_tokens": True})
+    emu.control("faults", {"expire_tokens": True})
     with pytest.raises(FailedSignInError) as expired:
         s.projects.get()
     assert expired.value.code == "401002"
@@ -209,14 +209,14 @@ def test_publish_small_sync_then_conflict_then_overwrite(emu):
     assert published[0]["connections"] == [
         {"serverAddress": "db.example", "credentials": {"name": "dbuser", "password": "dbpw", "embed": "true"}}
     ]
-    assert hashlib.sha256(emu.control("GET", f"published/{DEFAULT_SITE}/{made.id}/content")).hexdigest() == sha(twb)
+    assert hashlib.sha256(emu.control(f"published/{DEFAULT_SITE}/{made.id}/content")).hexdigest() == sha(twb)
     wb = s.workbooks.get_by_id(made.id)
     s.workbooks.populate_revisions(wb)
     assert [r.revision_number for r in wb.revisions] == ["1", "2"]
 
 
 def test_single_request_over_the_limit_is_refused(emu, tmp_path):
-    emu.control("POST", "settings", {"single_publish_max_bytes": 1000})
+    emu.control("settings", {"single_publish_max_bytes": 1000})
     s = pat_server(emu)
     with pytest.raises(ServerResponseError) as refused:
         s.workbooks.publish(TSC.WorkbookItem(P_DEFAULT), os.path.join(FIXTURES, "SampleWB.twbx"), "CreateNew")
@@ -246,7 +246,7 @@ def test_publish_large_chunked_as_job(emu, tmp_path):
 
 
 def test_failed_job(emu):
-    emu.control("POST", "faults", {"fail_job": True})
+    emu.control("faults", {"fail_job": True})
     s = pat_server(emu)
     job = s.workbooks.publish(
         TSC.WorkbookItem(P_DEFAULT), os.path.join(FIXTURES, "SampleWB.twbx"), "CreateNew", as_job=True

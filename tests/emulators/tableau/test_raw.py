@@ -101,23 +101,23 @@ def test_content_dispositions_and_generated_stream(emu):
     status, headers, data = call(emu, "GET", f"{SITE}/workbooks/{WB_BIG}/content?includeExtract=true", token)
     assert status == 200 and headers["Content-Type"] == "application/octet-stream"
     assert len(data) == BIG_BYTES == int(headers["Content-Length"])
-    info = emu.control("GET", f"workbooks/{DEFAULT_SITE}/{WB_BIG}")
+    info = emu.control(f"workbooks/{DEFAULT_SITE}/{WB_BIG}")
     assert hashlib.sha256(data).hexdigest() == info["content"]["sha256"]
 
 
 def test_throttle_and_truncate_faults(emu):
     token = sign_in(emu)
-    emu.control("POST", "faults", {"throttle": {"count": 2, "retry_after": 3, "path_contains": "/content"}})
+    emu.control("faults", {"throttle": {"count": 2, "retry_after": 3, "path_contains": "/content"}})
     for _ in range(2):
         status, headers, data = call(emu, "GET", f"{SITE}/workbooks/{WB_VENTES}/content", token)
         assert status == 429 and headers["Retry-After"] == "3"
         assert xml(data).find("t:error", NS).get("code") == "429000"
     assert call(emu, "GET", f"{SITE}/workbooks/{WB_VENTES}/content", token)[0] == 200
-    emu.control("POST", "faults", {"truncate": {"after_bytes": 1000, "path_contains": WB_BIG}})
+    emu.control("faults", {"truncate": {"after_bytes": 1000, "path_contains": WB_BIG}})
     with pytest.raises(http.client.IncompleteRead):
         call(emu, "GET", f"{SITE}/workbooks/{WB_BIG}/content", token)
     assert call(emu, "GET", f"{SITE}/workbooks/{WB_BIG}/content", token)[0] == 200
-    emu.control("POST", "faults", {"error": {"status": 503, "method": "GET"}, "delay": {"seconds": 0.2}})
+    emu.control("faults", {"error": {"status": 503, "method": "GET"}, "delay": {"seconds": 0.2}})
     assert call(emu, "GET", f"{SITE}/projects", token)[0] == 503
     assert call(emu, "GET", f"{SITE}/projects", token)[0] == 200
 
@@ -164,7 +164,6 @@ def test_chunked_upload_with_chunked_transfer_encoding(emu):
 def test_control_api_updates_and_deletes_workbooks(emu):
     token = sign_in(emu)
     emu.control(
-        "POST",
         "workbooks",
         {"site": "", "workbook": {"id": WB_SUPERSTORE, "updatedAt": "2030-01-01T00:00:00Z", "text": "new bytes"}},
     )
@@ -172,7 +171,7 @@ def test_control_api_updates_and_deletes_workbooks(emu):
     assert root.find("t:workbook", NS).get("updatedAt") == "2030-01-01T00:00:00Z"
     assert root.find("t:workbook/t:project", NS).get("name") == "default"  # untouched fields stay
     assert call(emu, "GET", f"{SITE}/workbooks/{WB_SUPERSTORE}/content", token)[2] == b"new bytes"
-    emu.control("DELETE", f"workbooks/{DEFAULT_SITE}/{WB_SUPERSTORE}")
+    emu.control(f"workbooks/{DEFAULT_SITE}/{WB_SUPERSTORE}", method="DELETE")
     assert call(emu, "GET", f"{SITE}/workbooks/{WB_SUPERSTORE}", token)[0] == 404
 
 

@@ -1,50 +1,28 @@
 """Fixtures: one trapper emulator for the session, its world reset before every test."""
 
-import json
 import os
-import subprocess
 import sys
-import urllib.request
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # tests/emulators: the shared harness
+from harness import EmulatorProcess  # noqa: E402
 
 
-class Emulator:
-    def __init__(self, port, control_port):
-        self.port = port
-        self.url = f"http://127.0.0.1:{control_port}"
-
-    def control(self, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def reset(self, world):
-        return self.control("/_emulator/reset", world)
-
+class Emulator(EmulatorProcess):
     def settings(self, settings):
-        return self.control("/_emulator/settings", settings)
+        return self.control("settings", settings)
 
     def received(self):
-        return self.control("/_emulator/received")
+        return self.control("received")
 
 
 @pytest.fixture(scope="session")
 def emulator_process():
-    proc = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "emulator.py"), "--port", "0", "--control-port", "0", "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    first, second = proc.stdout.readline(), proc.stdout.readline()
-    assert first.startswith("listening on "), first
-    assert second.startswith("control on "), second
-    yield Emulator(int(first.split()[-1]), int(second.split()[-1]))
-    proc.terminate()
-    proc.wait(timeout=10)
+    emulator = Emulator("zabbix", control_port=True)
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture

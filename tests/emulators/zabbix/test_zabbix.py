@@ -172,9 +172,9 @@ def test_concurrent_senders(emu):
 
 
 @pytest.mark.parametrize("path, body", [
-    ("/_emulator/settings", {"delay": 1}),
-    ("/_emulator/reset", {"hosts": ["backup-host"]}),
-    ("/_emulator/nothing", {}),
+    ("settings", {"delay": 1}),
+    ("reset", {"hosts": ["backup-host"]}),
+    ("nothing", {}),
 ])
 def test_bad_control_calls(emu, path, body):
     with pytest.raises(urllib.error.HTTPError) as exc_info:
