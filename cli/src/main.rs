@@ -251,6 +251,7 @@ async fn main() -> ExitCode {
                 // One process runs the job here: whatever is open under its targets is a
                 // killed earlier run's.
                 abort_uploads_older_than: Some(std::time::Duration::ZERO),
+                resumable: true,
                 ..Default::default()
             };
             let overrides: Vec<(&str, serde_json::Value)> =

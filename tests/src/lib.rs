@@ -342,5 +342,6 @@ pub fn temp_folder(name: &str) -> PathBuf {
 pub mod emulator;
 pub mod lambda;
 pub mod quicksight;
+pub mod reliability;
 pub mod tableau;
 pub mod vault;

@@ -180,6 +180,7 @@ async fn a_large_chunk_travels_by_claim_check() {
             size: 1,
             etag: "e".into(),
             replace_tags: false,
+            copied_since: None,
         })
         .map(|task| serde_json::to_value(task).unwrap())
         .collect();

@@ -4,8 +4,9 @@
 use chrono::Utc;
 
 use super::kind::JobContext;
-use super::{Engine, EngineError};
-use crate::model::{Counts, FinalizeMessage};
+use super::{Engine, EngineError, resume};
+use crate::config::Job;
+use crate::model::{Counts, FinalizeMessage, Outcome, RunRef};
 use crate::notify::{self, metrics};
 use crate::store::{ControlStore, Manifest, render_report, report_url};
 
@@ -22,15 +23,45 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
     let FinalizeMessage { run, job, .. } = message;
     let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
     let outcomes = store.read_outcomes(run).await?;
-    let mut counts = Counts::default();
-    outcomes.iter().for_each(|o| counts.add(o));
-    let (source, target) = job.spec.endpoints();
 
     // State first: if the run stops after this, the next plan still starts from the truth.
     let cx = JobContext { engine, job, run, dry_run: false };
     job.spec.finalize(&cx, &outcomes).await?;
 
-    let status = if counts.failed == 0 { "succeeded" } else { "failed" };
+    let manifest = record(engine, job, run, outcomes, None).await?;
+    let counts = &manifest.counts;
+    let mut run_metrics = metrics::run_metrics(counts, metrics::objects_to_back_up(&manifest.tasks));
+    run_metrics.extend(job.spec.metrics(&manifest.tasks));
+    if engine.options.emf_metrics {
+        println!("{}", metrics::emf_line(&job.name, &run_metrics, Utc::now()));
+    } else {
+        metrics::publish(&engine.clients.cloudwatch, &job.name, &run_metrics).await;
+    }
+    notify::run_finished(engine, job, &manifest, report_url(&run.control, &job.name, &run.run_id)).await;
+    engine.ledger.finish(&run.run_id, &manifest.status).await?;
+    resume::close(&store, run).await;
+    tracing::info!(
+        job = %job.name, run = %run.run_id, status = %manifest.status, copied = counts.copied,
+        bytes = counts.bytes_copied, tagged_deleted = counts.tagged_deleted, skipped = counts.skipped,
+        failed = counts.failed, "finalized"
+    );
+    Ok(manifest)
+}
+
+/// Writes a run's manifest and report from its outcomes. The status is `succeeded` when no
+/// task failed, else `failed`, unless `status` says otherwise (`interrupted`).
+pub async fn record(
+    engine: &Engine,
+    job: &Job,
+    run: &RunRef,
+    outcomes: Vec<Outcome>,
+    status: Option<&str>,
+) -> Result<Manifest, EngineError> {
+    let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
+    let mut counts = Counts::default();
+    outcomes.iter().for_each(|o| counts.add(o));
+    let (source, target) = job.spec.endpoints();
+    let status = status.unwrap_or(if counts.failed == 0 { "succeeded" } else { "failed" });
     let manifest = Manifest {
         version: 1,
         job: job.name.clone(),
@@ -42,7 +73,7 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
         started_at: run.started_at,
         finished_at: Utc::now(),
         status: status.to_string(),
-        counts: counts.clone(),
+        counts,
         tasks: outcomes,
     };
     let dir = ControlStore::run_dir(run);
@@ -50,19 +81,5 @@ pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Mani
     store
         .put(&format!("{dir}report.md"), render_report(&manifest).into_bytes(), "text/markdown; charset=utf-8")
         .await?;
-
-    let mut run_metrics = metrics::run_metrics(&counts, metrics::objects_to_back_up(&manifest.tasks));
-    run_metrics.extend(job.spec.metrics(&manifest.tasks));
-    if engine.options.emf_metrics {
-        println!("{}", metrics::emf_line(&job.name, &run_metrics, Utc::now()));
-    } else {
-        metrics::publish(&engine.clients.cloudwatch, &job.name, &run_metrics).await;
-    }
-    notify::run_finished(engine, job, &manifest, report_url(&run.control, &job.name, &run.run_id)).await;
-    engine.ledger.finish(&run.run_id, status).await?;
-    tracing::info!(
-        job = %job.name, run = %run.run_id, status, copied = counts.copied, bytes = counts.bytes_copied,
-        tagged_deleted = counts.tagged_deleted, skipped = counts.skipped, failed = counts.failed, "finalized"
-    );
     Ok(manifest)
 }

@@ -183,6 +183,12 @@ pub trait Kind: Send + Sync + fmt::Debug + 'static {
     fn upload_targets(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// The keys of a chunk's tasks (as [`KindTask::key`] names them), recorded before the chunk
+    /// runs so that a run resuming a killed one knows which items may be written already and
+    /// unrecorded. Kinds that return none have every task of a killed chunk done again.
+    fn task_keys(&self, _tasks: &[Value]) -> Vec<String> {
+        Vec::new()
+    }
     /// Compares source and backup; `None` if the kind cannot be verified.
     async fn verify(&self, _engine: &Engine, _job: &Job, _deep: bool) -> Option<Result<Verified, EngineError>> {
         None
@@ -200,6 +206,11 @@ pub fn decode_tasks<T: KindTask>(kind: &str, tasks: Vec<Value>) -> Result<Vec<T>
                 .map_err(|e| EngineError::Message(format!("task {i} of the chunk is not a {kind} task: {e}")))
         })
         .collect()
+}
+
+/// [`Kind::task_keys`] for a kind whose tasks are `T`; tasks that do not decode are left out.
+pub fn keys_of<T: KindTask>(tasks: &[Value]) -> Vec<String> {
+    tasks.iter().filter_map(|task| T::deserialize(task).ok()).map(|task| task.key().to_string()).collect()
 }
 
 /// Runs `tasks` with at most `concurrency` in flight, reporting each finished one to the

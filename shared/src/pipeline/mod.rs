@@ -11,6 +11,7 @@ pub mod ledger;
 pub mod local;
 pub mod planner;
 pub mod queue;
+pub mod resume;
 pub mod slots;
 pub mod worker;
 
@@ -51,6 +52,10 @@ pub struct EngineOptions {
     /// (a killed run's): zero for `backline run`, an hour in Lambda, where a worker may still
     /// be writing for up to its 15-minute limit. `None`: leave them.
     pub abort_uploads_older_than: Option<std::time::Duration>,
+    /// Runs may die without anyone delivering their chunks again (`backline run` killed):
+    /// record which chunks started, and before planning carry what earlier unfinished runs of
+    /// the job did into the state (see `resume`). In Lambda SQS redelivers instead.
+    pub resumable: bool,
 }
 
 impl Engine {

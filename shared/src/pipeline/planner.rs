@@ -1,12 +1,14 @@
 //! The planner: list the source, diff against state, hand chunks to the queue, seal the run.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::kind::{JobContext, KindTask, TaskClass, TaskLine};
 use super::ledger::Opened;
-use super::{Chunker, Engine, EngineError, worker};
+use super::{Chunker, Engine, EngineError, resume, worker};
 use crate::config::Job;
 use crate::model::{Chunk, ChunkMessage, RunRef};
+use crate::store::ControlStore;
 
 /// What a plan found. For a dry run this is all there is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -55,10 +57,17 @@ pub struct TaskSink<'a> {
     dry_run: bool,
     chunker: Chunker,
     pending: Vec<ChunkMessage>,
+    in_doubt: resume::InDoubt,
     pub summary: PlanSummary,
 }
 
 impl TaskSink<'_> {
+    /// When a killed earlier run that may have written the item `key` without recording it
+    /// started: the kind may look at the target before writing it again.
+    pub fn in_doubt(&self, key: &str) -> Option<DateTime<Utc>> {
+        self.in_doubt.get(key).copied()
+    }
+
     pub async fn push<T: KindTask>(&mut self, task: T) -> Result<(), EngineError> {
         let bytes = task.bytes();
         self.summary.count(task.class(), bytes, || task.describe());
@@ -117,6 +126,7 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         return Err(err);
     }
     let summary = PlanSummary { job: job.name.clone(), run_id: run.run_id.clone(), dry_run, ..Default::default() };
+    let mut summary_notes = Vec::new();
     if !dry_run && engine.ledger.open_run(run).await? == Opened::AlreadyPlanned {
         tracing::info!(run = %run.run_id, "run was planned before; not planning it again");
         return Ok(PlanSummary { already_planned: true, ..summary });
@@ -124,8 +134,19 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
     if !dry_run {
         crate::notify::run_started(engine, job, run).await;
     }
+    let mut resumed = resume::Resumed::default();
     if !dry_run {
         abort_stale_uploads(engine, job, run).await;
+        if engine.options.resumable {
+            resumed = resume::resume(engine, job, run).await?;
+            for dead in &resumed.runs {
+                summary_notes.push(format!("run {} stopped before finishing: what it did is kept", dead.run_id));
+            }
+        }
+        let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
+        resume::open(&store, run).await?;
+        resume::inherit(&store, run, &resumed.in_doubt).await?;
+        resumed.close(&store).await;
     }
     let mut sink = TaskSink {
         engine,
@@ -134,7 +155,8 @@ pub async fn plan(engine: &Engine, job: &Job, run: &RunRef, dry_run: bool) -> Re
         dry_run,
         chunker: Chunker::new(job.spec.kind(), job.spec.chunk_tasks(), Chunker::MAX_BYTES),
         pending: Vec::new(),
-        summary,
+        in_doubt: resumed.in_doubt,
+        summary: PlanSummary { notes: summary_notes, ..summary },
     };
     if let Err(err) = job.spec.plan(&cx, &mut sink).await {
         if !dry_run {

@@ -75,6 +75,13 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         return Ok(ChunkResult::Duplicate);
     }
     let cx = JobContext { engine, job, run, dry_run: false };
+    if engine.options.resumable {
+        let keys = job.spec.task_keys(&chunk.tasks);
+        if !keys.is_empty() {
+            let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
+            super::resume::chunk_started(&store, run, chunk, keys).await?;
+        }
+    }
     let (outcomes, next) = execute(&cx, chunk).await?;
     let failed = outcomes.iter().filter(|o| o.status == Status::Failed).count();
     ControlStore::new(engine.clients.s3.clone(), &run.control)

@@ -85,6 +85,19 @@ impl ControlStore {
         self.put(relative, body, "application/json").await
     }
 
+    /// Deletes a record; deleting one that does not exist is not an error.
+    pub async fn delete(&self, relative: &str) -> Result<(), StoreError> {
+        let key = self.key(relative);
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| self.s3_error(&key, "DeleteObject", error_text(&e)))?;
+        Ok(())
+    }
+
     /// Reads a record by its full key; `None` when it does not exist.
     pub async fn get_by_key(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let response = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {

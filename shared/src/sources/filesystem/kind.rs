@@ -6,11 +6,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::restore::{FilesystemRestoreJob, FilesystemRestoreOptions};
-use super::{FilesystemJob, FilesystemTask, plan, state, upload};
+use super::{FilesystemJob, FilesystemTask, buckets, plan, state, upload};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec};
 use crate::pipeline::planner::TaskSink;
 use crate::store::{ControlStore, State};
 
@@ -38,6 +38,19 @@ impl Kind for FilesystemJob {
         self.target.control_bucket()
     }
 
+    /// Each folder's bucket is Backline's alone.
+    fn upload_targets(&self) -> Vec<(String, String)> {
+        super::units(self).unwrap_or_default().into_iter().map(|unit| (unit.bucket, String::new())).collect()
+    }
+
+    /// The control bucket is the job's own: made here, before the run writes any record.
+    async fn check(&self, cx: &JobContext<'_>) -> Result<(), EngineError> {
+        if !cx.dry_run {
+            buckets::ensure(&cx.engine.clients.s3, cx.run.control.bucket.as_str(), &self.target).await?;
+        }
+        Ok(())
+    }
+
     fn endpoints(&self) -> (String, String) {
         let folders: Vec<&str> = self.folders.iter().chain(&self.roots).map(|f| f.as_str()).collect();
         (folders.join(", "), format!("s3://{}-*", self.target.bucket_prefix.as_str()))
@@ -53,6 +66,10 @@ impl Kind for FilesystemJob {
     }
 
     /// Each folder's state advances with the outcomes in its bucket.
+    fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
+        keys_of::<FilesystemTask>(tasks)
+    }
+
     async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {
         let store = ControlStore::new(cx.engine.clients.s3.clone(), &cx.run.control);
         let mut by_bucket: BTreeMap<&str, Vec<Outcome>> = BTreeMap::new();

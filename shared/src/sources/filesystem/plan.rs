@@ -117,9 +117,6 @@ pub async fn plan(
     let units = units(spec).map_err(EngineError::Input)?;
     let s3 = &engine.clients.s3;
     let store = ControlStore::new(s3.clone(), &job.control());
-    if !dry_run {
-        buckets::ensure(s3, store.bucket(), &spec.target).await?;
-    }
     for unit in &units {
         if !std::path::Path::new(&unit.folder).is_dir() {
             return Err(EngineError::Input(format!("folder {} does not exist or is not a folder", unit.folder)));
@@ -163,8 +160,9 @@ async fn plan_unit(
                 if previous.is_some_and(|p: StateEntry| p.size == size && p.mtime == Some(mtime_ns)) {
                     sink.unchanged();
                 } else {
-                    sink.push(FilesystemTask::Upload { path, bucket: unit.bucket.clone(), key, size, mtime_ns })
-                        .await?;
+                    let uploaded_since = sink.in_doubt(&key);
+                    let bucket = unit.bucket.clone();
+                    sink.push(FilesystemTask::Upload { path, bucket, key, size, mtime_ns, uploaded_since }).await?;
                 }
             }
             Found::Skip { key, reason } => {

@@ -1,5 +1,6 @@
 //! The tasks of a `filesystem` backup.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Outcome, Status};
@@ -9,7 +10,17 @@ use crate::pipeline::kind::{KindTask, TaskClass, TaskLine};
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FilesystemTask {
     /// Upload a file (new, or changed since the last run) into its folder's bucket.
-    Upload { path: String, bucket: String, key: String, size: u64, mtime_ns: i64 },
+    Upload {
+        path: String,
+        bucket: String,
+        key: String,
+        size: u64,
+        mtime_ns: i64,
+        /// A killed run that started then may have uploaded it without recording it: look at
+        /// the bucket first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uploaded_since: Option<DateTime<Utc>>,
+    },
     /// Delete the object of a file gone from disk (the versioned bucket keeps the old version).
     Delete { bucket: String, key: String },
     /// A path the walk could not read: reported as a failed task.

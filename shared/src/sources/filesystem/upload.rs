@@ -37,6 +37,21 @@ pub fn mtime_metadata(mtime_ns: i64) -> String {
     format!("{}.{:09}", mtime_ns.div_euclid(1_000_000_000), mtime_ns.rem_euclid(1_000_000_000))
 }
 
+/// The current object's ETag when it is this version of the file already (same size, same
+/// `mtime` metadata); `None` when it is not, or cannot be read: the task uploads again.
+async fn already_uploaded(
+    engine: &Engine,
+    bucket: &str,
+    key: &str,
+    size: u64,
+    mtime_ns: i64,
+) -> Option<Option<String>> {
+    let head = engine.clients.s3.head_object().bucket(bucket).key(key).send().await.ok()?;
+    let same = head.content_length() == Some(size as i64)
+        && head.metadata().and_then(|m| m.get("mtime")).map(String::as_str) == Some(mtime_metadata(mtime_ns).as_str());
+    same.then(|| head.e_tag().map(str::to_string))
+}
+
 enum Attempt {
     Uploaded {
         etag: Option<String>,
@@ -46,8 +61,24 @@ enum Attempt {
 }
 
 async fn upload(engine: &Engine, spec: &FilesystemJob, task: &FilesystemTask) -> Outcome {
-    let FilesystemTask::Upload { path, bucket, key, .. } = task else { unreachable!("called for uploads") };
+    let FilesystemTask::Upload { path, bucket, key, size: planned_size, mtime_ns: planned_mtime, uploaded_since } =
+        task
+    else {
+        unreachable!("called for uploads")
+    };
     let base = task.outcome(Status::Ok);
+    if uploaded_since.is_some()
+        && let Some(etag) = already_uploaded(engine, bucket, key, *planned_size, *planned_mtime).await
+    {
+        return Outcome {
+            bytes: *planned_size,
+            mtime_ns: Some(*planned_mtime),
+            target_etag: etag,
+            method: Some(method(spec, *planned_size)),
+            ..base
+        }
+        .with_detail("in the bucket already: uploaded by a run that stopped before recording it");
+    }
     for _ in 0..READ_ATTEMPTS {
         let before = match tokio::fs::metadata(path).await {
             Ok(metadata) if metadata.is_file() => metadata,

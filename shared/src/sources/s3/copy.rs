@@ -1,7 +1,7 @@
 //! Executing S3 backup tasks: server-side copies and deletion tags.
 
 use aws_sdk_s3::types::{StorageClass, Tag, Tagging};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::tags::deleted_tags;
 use super::{S3Job, S3Task};
@@ -47,8 +47,16 @@ pub fn copy_outcome(base: Outcome, result: Result<copy::Copied, CopyFailure>) ->
 }
 
 async fn backup_copy(engine: &Engine, spec: &S3Job, task: &S3Task) -> Outcome {
-    let S3Task::Copy { key, target_key, size, etag, replace_tags } = task else { unreachable!("called for copies") };
+    let S3Task::Copy { key, target_key, size, etag, replace_tags, copied_since } = task else {
+        unreachable!("called for copies")
+    };
     let base = task.outcome(Status::Ok);
+    if let Some(since) = copied_since
+        && let Some(copied) = already_copied(engine, spec, key, target_key, *size, etag, *since).await
+    {
+        return copy_outcome(base, Ok(copied))
+            .with_detail("in the backup already: copied by a run that stopped before recording it");
+    }
     if target_key.len() > MAX_KEY_BYTES {
         return Outcome { status: Status::Failed, ..base }
             .with_detail(format!("target key is {} bytes; S3 allows {MAX_KEY_BYTES}", target_key.len()));
@@ -94,6 +102,50 @@ async fn backup_copy(engine: &Engine, spec: &S3Job, task: &S3Task) -> Outcome {
         }
     }
     copy_outcome(Outcome { etag: Some(recorded_etag.clone()), ..base }, result)
+}
+
+/// The backup of `key` when it is this version of the source already; `None` when that cannot
+/// be shown, and the task copies again. It is when the backup has the size and either the
+/// ETag (a single-part copy keeps it), or the full-object CRC64NVME checksum of the source (a
+/// copy by parts gets a new ETag), or was written after `since` (the killed run's start) while
+/// the source, unchanged since the plan, is older than that: the killed run copied this version.
+async fn already_copied(
+    engine: &Engine,
+    spec: &S3Job,
+    key: &str,
+    target_key: &str,
+    size: u64,
+    etag: &str,
+    since: DateTime<Utc>,
+) -> Option<copy::Copied> {
+    use aws_sdk_s3::types::ChecksumMode;
+    let s3 = &engine.clients.s3;
+    let head =
+        |bucket: &str, key: &str| s3.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send();
+    let target = head(spec.target.bucket.as_str(), target_key).await.ok()?;
+    if target.content_length() != Some(size as i64) {
+        return None;
+    }
+    let checksum = target.checksum_crc64_nvme().map(str::to_string);
+    let same = target.e_tag() == Some(etag) || {
+        let source = head(spec.source.bucket.as_str(), key).await.ok()?;
+        let time = |t: Option<&aws_smithy_types::DateTime>| {
+            t.and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+        };
+        let same_checksum = checksum.is_some() && source.checksum_crc64_nvme() == checksum.as_deref();
+        // S3 keeps whole seconds: the target may show the second the run started in, and the
+        // source must be older than that second to be sure the run saw this version.
+        let second = since.timestamp();
+        let copied_then = time(target.last_modified()).is_some_and(|t| t.timestamp() >= second)
+            && time(source.last_modified()).is_some_and(|t| t.timestamp() < second);
+        source.e_tag() == Some(etag) && (same_checksum || copied_then)
+    };
+    same.then(|| copy::Copied {
+        bytes: size,
+        target_etag: target.e_tag().map(str::to_string),
+        multipart: false,
+        checksum,
+    })
 }
 
 async fn mark_deleted(engine: &Engine, spec: &S3Job, task: &S3Task, target_key: &str) -> Outcome {

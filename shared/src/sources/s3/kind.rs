@@ -7,7 +7,7 @@ use super::restore::{RestoreOptions, S3RestoreJob};
 use super::{S3Job, S3Task, copy, plan, verify};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
-use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, keys_of, parse_spec};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{ControlStore, State};
@@ -55,6 +55,10 @@ impl Kind for S3Job {
     async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
         let tasks: Vec<S3Task> = decode_tasks(ENTRY.name, tasks)?;
         Ok(copy::execute(cx.engine, self, cx.job.concurrency, &tasks).await)
+    }
+
+    fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
+        keys_of::<S3Task>(tasks)
     }
 
     async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {

@@ -175,6 +175,7 @@ async fn plan_object(
             key: key.to_string(),
             target_key: target_key(spec, key),
             size,
+            copied_since: sink.in_doubt(key).filter(|_| !reappeared),
             etag,
             replace_tags: reappeared,
         },

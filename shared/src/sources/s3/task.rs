@@ -1,5 +1,6 @@
 //! The tasks of an `s3` backup.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Outcome, Status};
@@ -18,6 +19,10 @@ pub enum S3Task {
         /// not merged.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         replace_tags: bool,
+        /// A killed run that started then may have copied it without recording it: look at the
+        /// backup first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        copied_since: Option<DateTime<Utc>>,
     },
     /// Tag the backup of an object deleted at the source.
     MarkDeleted { key: String, target_key: String },

@@ -1,0 +1,235 @@
+//! `backline run` killed with SIGKILL at random points, again and again, then run to the end:
+//! nothing lost, nothing copied twice (versioned targets would show it), every item counted
+//! once over all the runs' manifests, and the run after that copies nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use backline_tests::reliability::{self, Figures, compare_versioned, copies_by_key, miscounted};
+use backline_tests::{Moto, TestObject, create_bucket, keys, put, unique};
+use serde_json::Value;
+
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_backline"));
+    command.args(args).env_remove("BACKLINE_CONFIG").env_remove("AWS_PROFILE");
+    for (name, value) in Moto::get().env() {
+        command.env(name, value);
+    }
+    command
+}
+
+fn write_job_file(text: &str) -> String {
+    let dir = std::env::temp_dir().join(unique("kill"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("jobs.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A small deterministic generator: the kill points differ from one to the next but not from
+/// one test run to the next.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// The bodies of the test: small ones, and every `big_every`th one big enough to go by parts.
+fn bodies(n: usize, big_every: usize) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let body = if i % big_every == 0 {
+                vec![i as u8; 6 << 20]
+            } else {
+                format!("object {i} ").repeat(40).into_bytes()
+            };
+            (format!("d{}/o{i:04}.bin", i % 7), body)
+        })
+        .collect()
+}
+
+struct Kills {
+    killed: u64,
+    finished_alone: u64,
+}
+
+/// Starts the job `times` times, each killed with SIGKILL after a random delay.
+async fn kill_repeatedly(file: &str, times: usize, rng: &mut Lcg) -> Kills {
+    let mut kills = Kills { killed: 0, finished_alone: 0 };
+    for _ in 0..times {
+        let mut child = command(&["run", "--config", file, "--no-progress"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150 + rng.next(2500))).await;
+        match child.try_wait().unwrap() {
+            Some(_) => kills.finished_alone += 1,
+            None => {
+                child.kill().unwrap();
+                kills.killed += 1;
+            }
+        }
+        child.wait().unwrap();
+    }
+    kills
+}
+
+fn run_to_end(file: &str) {
+    let output = command(&["run", "--config", file, "--no-progress"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+async fn manifests(s3: &aws_sdk_s3::Client, bucket: &str, job: &str) -> Vec<Value> {
+    let mut manifests = Vec::new();
+    for key in keys(s3, bucket, &format!("_backline/runs/{job}/")).await {
+        if key.ends_with("/manifest.json") {
+            manifests.push(serde_json::from_slice(&backline_tests::body(s3, bucket, &key).await).unwrap());
+        }
+    }
+    manifests.sort_by(|a: &Value, b: &Value| a["finished_at"].as_str().cmp(&b["finished_at"].as_str()));
+    manifests
+}
+
+async fn open_uploads(s3: &aws_sdk_s3::Client, bucket: &str) -> usize {
+    s3.list_multipart_uploads().bucket(bucket).send().await.expect("ListMultipartUploads").uploads().len()
+}
+
+/// The checks every kill scenario makes once the job has run to the end.
+struct Outcome {
+    kills: Kills,
+    runs_recorded: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check_and_record(
+    scenario: &str,
+    kind: &str,
+    s3: &aws_sdk_s3::Client,
+    target_bucket: &str,
+    control_bucket: &str,
+    prefix: &str,
+    job: &str,
+    expected: &BTreeMap<String, Vec<u8>>,
+    source_keys: &BTreeSet<String>,
+    outcome: Outcome,
+) {
+    let comparison = compare_versioned(s3, target_bucket, prefix, expected, 1).await;
+    let manifests = manifests(s3, control_bucket, job).await;
+    let (twice, never) = miscounted(&copies_by_key(&manifests), source_keys);
+    let last = manifests.last().expect("a manifest");
+    let interrupted = manifests.iter().filter(|m| m["status"] == "interrupted").count();
+    reliability::record(&Figures {
+        scenario: scenario.into(),
+        kind: kind.into(),
+        items: expected.len(),
+        faults_injected: outcome.kills.killed,
+        runs: outcome.kills.killed + outcome.kills.finished_alone + 2,
+        lost: comparison.lost.len(),
+        duplicates: comparison.duplicates.len() + twice.len(),
+        note: format!(
+            "{} runs killed, {} finished before their kill, {interrupted} recorded as interrupted",
+            outcome.kills.killed, outcome.kills.finished_alone
+        ),
+        ..Default::default()
+    });
+    assert!(comparison.lost.is_empty(), "lost or wrong: {:?}", comparison.lost);
+    assert!(comparison.duplicates.is_empty(), "stored twice (extra versions): {:?}", comparison.duplicates);
+    assert!(twice.is_empty(), "counted as copied by more than one run: {twice:?}");
+    assert!(never.is_empty(), "never counted as copied: {never:?}");
+    assert_eq!(last["counts"]["copied"], 0, "the run after the last copies nothing: {}", last["counts"]);
+    assert_eq!(last["status"], "succeeded");
+    assert!(outcome.kills.killed as usize >= outcome.runs_recorded / 2, "most runs should have been killed");
+    assert!(keys(s3, control_bucket, "_backline/open-runs/").await.is_empty(), "open markers left behind");
+    assert_eq!(open_uploads(s3, target_bucket).await, 0, "multipart uploads left open");
+}
+
+#[tokio::test]
+async fn s3_backup_killed_at_random_points_loses_and_duplicates_nothing() {
+    let s3 = Moto::get().clients().await.s3;
+    let (source, target) = (unique("src"), unique("dst"));
+    create_bucket(&s3, &source).await;
+    create_bucket(&s3, &target).await;
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket(&target).versioning_configuration(enabled).send().await.unwrap();
+    let objects = bodies(reliability::size(150, 400), 50);
+    for (key, body) in &objects {
+        put(&s3, &source, &TestObject::new(key, body.clone())).await;
+    }
+    let file = write_job_file(&format!(
+        "[[jobs]]\nname = \"photos\"\nkind = \"s3\"\nconcurrency = 4\n[jobs.source]\nbucket = \"{source}\"\n\
+         [jobs.target]\nbucket = \"{target}\"\nprefix = \"backup/\"\nmultipart_threshold = \"5 MiB\"\n"
+    ));
+    let times = reliability::size(6, 20);
+    let kills = kill_repeatedly(&file, times, &mut Lcg(7)).await;
+    run_to_end(&file);
+    run_to_end(&file);
+
+    let expected: BTreeMap<String, Vec<u8>> = objects.iter().map(|(k, b)| (format!("backup/{k}"), b.clone())).collect();
+    let source_keys = objects.iter().map(|(k, _)| k.clone()).collect();
+    let outcome = Outcome { kills, runs_recorded: times };
+    check_and_record(
+        "SIGKILL at random points, then run to the end",
+        "s3",
+        &s3,
+        &target,
+        &target,
+        "backup/",
+        "photos",
+        &expected,
+        &source_keys,
+        outcome,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn folder_backup_killed_at_random_points_loses_and_duplicates_nothing() {
+    let s3 = Moto::get().clients().await.s3;
+    let folder = std::env::temp_dir().join(unique("kill-folder"));
+    let files = bodies(reliability::size(150, 400), 50);
+    for (key, body) in &files {
+        let path = folder.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let prefix = unique("kf");
+    let file = write_job_file(&format!(
+        "[[jobs]]\nname = \"images\"\nkind = \"filesystem\"\nconcurrency = 4\nfolders = [{:?}]\n[jobs.target]\n\
+         bucket_prefix = \"{prefix}\"\nstorage_class = \"STANDARD\"\nmultipart_threshold = \"5 MiB\"\n",
+        folder.display().to_string()
+    ));
+    let times = reliability::size(6, 20);
+    let kills = kill_repeatedly(&file, times, &mut Lcg(11)).await;
+    run_to_end(&file);
+    run_to_end(&file);
+
+    let buckets = s3.list_buckets().send().await.unwrap();
+    let names: Vec<&str> =
+        buckets.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)).collect();
+    let data = names.iter().find(|n| !n.ends_with("-backline")).expect("the folder's bucket").to_string();
+    let control = format!("{prefix}-backline");
+    // A file's key is its absolute path without the leading slash.
+    let key_of = |relative: &str| folder.join(relative).display().to_string().trim_start_matches('/').to_string();
+    let expected: BTreeMap<String, Vec<u8>> = files.iter().map(|(k, b)| (key_of(k), b.clone())).collect();
+    let source_keys = files.iter().map(|(k, _)| key_of(k)).collect();
+    let outcome = Outcome { kills, runs_recorded: times };
+    check_and_record(
+        "SIGKILL at random points, then run to the end",
+        "filesystem",
+        &s3,
+        &data,
+        &control,
+        "",
+        "images",
+        &expected,
+        &source_keys,
+        outcome,
+    )
+    .await;
+}

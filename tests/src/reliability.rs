@@ -1,0 +1,146 @@
+//! Figures of the fault and bad-input suites, for `RELIABILITY.md`.
+//!
+//! Each scenario writes one JSON file into `BACKLINE_RELIABILITY_DIR` (default
+//! `target/reliability/` in the workspace); `scripts/reliability_report.py` turns the files into
+//! the table. `BACKLINE_RELIABILITY=full` (what `make reliability` sets) runs the scenarios at
+//! their full size; without it they run small enough for `make test`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use aws_sdk_s3::Client;
+use serde_json::{Value, json};
+
+/// Whether the scenarios run at full size.
+pub fn full() -> bool {
+    std::env::var("BACKLINE_RELIABILITY").is_ok_and(|v| v == "full")
+}
+
+/// `full` at full size, else `quick`.
+pub fn size(quick: usize, full_size: usize) -> usize {
+    if full() { full_size } else { quick }
+}
+
+fn dir() -> PathBuf {
+    match std::env::var("BACKLINE_RELIABILITY_DIR") {
+        Ok(dir) => PathBuf::from(dir),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/reliability"),
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Default, Clone)]
+pub struct Figures {
+    pub scenario: String,
+    pub kind: String,
+    /// Items in the source (objects, files, workbooks, assets).
+    pub items: usize,
+    pub faults_injected: u64,
+    /// Runs started, killed ones included.
+    pub runs: u64,
+    pub lost: usize,
+    pub duplicates: usize,
+    pub inputs_tried: u64,
+    pub inputs_rejected: u64,
+    pub note: String,
+}
+
+/// Writes the row; a scenario that asserts after recording still shows its figures.
+pub fn record(figures: &Figures) {
+    let dir = dir();
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let name = format!("{}--{}.json", slug(&figures.scenario), slug(&figures.kind));
+    let row = json!({
+        "scenario": figures.scenario,
+        "kind": figures.kind,
+        "size": if full() { "full" } else { "quick" },
+        "items": figures.items,
+        "faults_injected": figures.faults_injected,
+        "runs": figures.runs,
+        "lost": figures.lost,
+        "duplicates": figures.duplicates,
+        "inputs_tried": figures.inputs_tried,
+        "inputs_rejected": figures.inputs_rejected,
+        "note": figures.note,
+    });
+    std::fs::write(dir.join(name), serde_json::to_vec_pretty(&row).expect("json")).expect("write figures");
+}
+
+fn slug(text: &str) -> String {
+    text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// What a target bucket holds against what it should: keys whose bytes are missing or
+/// different (lost), and keys with more versions than copies were wanted (duplicates).
+#[derive(Debug, Default)]
+pub struct Comparison {
+    pub lost: Vec<String>,
+    pub duplicates: Vec<String>,
+}
+
+/// Compares `expected` (target key -> bytes) with the current objects under `prefix` of a
+/// versioned `bucket`; a key is a duplicate when it has more than `versions_wanted` versions.
+pub async fn compare_versioned(
+    s3: &Client,
+    bucket: &str,
+    prefix: &str,
+    expected: &BTreeMap<String, Vec<u8>>,
+    versions_wanted: usize,
+) -> Comparison {
+    let mut versions: BTreeMap<String, usize> = BTreeMap::new();
+    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_version_id_marker(version_marker.take())
+            .send()
+            .await
+            .expect("ListObjectVersions");
+        for version in page.versions() {
+            *versions.entry(version.key().unwrap_or_default().to_string()).or_default() += 1;
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+    }
+    let mut comparison = Comparison::default();
+    for (key, bytes) in expected {
+        let found = match s3.get_object().bucket(bucket).key(key).send().await {
+            Ok(object) => object.body.collect().await.ok().map(|b| b.to_vec()),
+            Err(_) => None,
+        };
+        if found.as_ref() != Some(bytes) {
+            comparison.lost.push(key.clone());
+        }
+        if versions.get(key).copied().unwrap_or(0) > versions_wanted {
+            comparison.duplicates.push(key.clone());
+        }
+    }
+    comparison
+}
+
+/// The copies a manifest's tasks record as done, by key, summed over `manifests`.
+pub fn copies_by_key(manifests: &[Value]) -> BTreeMap<String, usize> {
+    let mut copies = BTreeMap::new();
+    for manifest in manifests {
+        for task in manifest["tasks"].as_array().into_iter().flatten() {
+            let done = task["status"] == "ok" && matches!(task["action"].as_str(), Some("copy" | "upload" | "restore"));
+            if done {
+                *copies.entry(task["key"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+            }
+        }
+    }
+    copies
+}
+
+/// Keys counted more than once in `copies`, and keys of `wanted` counted never.
+pub fn miscounted(copies: &BTreeMap<String, usize>, wanted: &BTreeSet<String>) -> (Vec<String>, Vec<String>) {
+    let twice = copies.iter().filter(|(_, n)| **n > 1).map(|(k, _)| k.clone()).collect();
+    let never = wanted.iter().filter(|k| !copies.contains_key(*k)).cloned().collect();
+    (twice, never)
+}
