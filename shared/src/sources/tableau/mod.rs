@@ -12,7 +12,7 @@ mod session;
 mod state;
 mod tags;
 mod task;
-mod xml;
+pub mod xml;
 
 pub use config::{ProjectTarget, ServerUrl, TableauJob, TableauSource, TableauTarget};
 pub use kind::ENTRY;

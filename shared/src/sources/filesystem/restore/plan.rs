@@ -16,11 +16,12 @@ use crate::sources::s3::restore::select_run;
 use crate::store::ControlStore;
 
 /// Where a key is restored: `/{key}`, or `{to_dir}/{key}`. A key that would land outside (a `..`
-/// component, an absolute key, an empty component) is refused.
+/// component, an absolute key, an empty component, a NUL) is refused.
 pub fn destination(to_dir: Option<&str>, key: &str) -> Result<PathBuf, String> {
     let relative = Path::new(key);
     let bad = key.is_empty()
         || key.starts_with('/')
+        || key.contains('\0')
         || key.split('/').any(|c| c.is_empty() || c == "." || c == "..")
         || relative.components().any(|c| !matches!(c, Component::Normal(_)));
     if bad {
