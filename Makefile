@@ -12,7 +12,7 @@ EVENT ?= events/planner-request.json
 CONFIG ?= infra/backline.example.toml
 
 .PHONY: help setup setup-lambda setup-infra test emulator-test lint demo demo-lambda watch invoke lambdas stack-up stack-down \
-	synth infra-test deploy bench setup-bench bench-fs-plan bench-tableau bench-quicksight clean
+	synth infra-test deploy reliability bench setup-bench bench-fs-plan bench-tableau bench-quicksight clean
 
 # Files in the filesystem planning benchmark's tree.
 N ?= 1000000
@@ -65,6 +65,15 @@ test: setup lint ## Everything CI runs: lint, unit, integration, handler, emulat
 
 emulator-test: setup ## The Tableau, QuickSight, Lambda and Sentry emulators checked against the real clients (tableauserverclient, boto3, sentry-sdk), the Zabbix trapper; the OpenBao recipe (tests/emulators/vault)
 	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/emulators
+
+# The fault and bad-input suites: the Rust tests that record figures, then the table.
+RELIABILITY_TESTS := -p backline-cli --test kill -p backline-tests --test bad_input --test faults
+RELIABILITY_DIR := $(CURDIR)/target/reliability
+
+reliability: setup ## The fault and bad-input suites at full size (SIGKILL x20, 5 % 503s...); writes RELIABILITY.md
+	rm -rf $(RELIABILITY_DIR)
+	BACKLINE_RELIABILITY=full BACKLINE_RELIABILITY_DIR=$(RELIABILITY_DIR) cargo test --locked $(RELIABILITY_TESTS)
+	$(PYTHON) scripts/reliability_report.py $(RELIABILITY_DIR) RELIABILITY.md
 
 synth: setup-infra ## Write the CloudFormation template for CONFIG into infra/cdk.out (offline)
 	cargo run --locked --quiet -p backline-cli -- config check $(CONFIG) > /dev/null

@@ -340,6 +340,7 @@ pub fn temp_folder(name: &str) -> PathBuf {
 }
 
 pub mod emulator;
+pub mod faults;
 pub mod lambda;
 pub mod quicksight;
 pub mod reliability;
