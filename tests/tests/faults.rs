@@ -256,3 +256,70 @@ async fn a_source_replaced_between_listing_and_copy_is_stored_whole_in_its_new_v
     assert!(comparison.duplicates.is_empty(), "{comparison:?}");
     assert_eq!(copied(&manifest), source_etags(s3, &source, &keys).await, "the manifest records the version copied");
 }
+
+/// Every object under a bucket, key -> bytes.
+async fn objects_of(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    for key in backline_tests::keys(s3, bucket, "").await {
+        if !key.starts_with("_backline/") {
+            all.insert(key.clone(), backline_tests::body(s3, bucket, &key).await);
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn tableau_backup_survives_server_errors_resets_and_s3_slowdowns() {
+    let moto = Moto::get().clients().await;
+    let n = reliability::size(30, 200);
+    let books: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("w{i:03}"), "name": format!("Book {i:03}"), "projectId": "p", "ownerId": "u",
+                   "text": format!("workbook {i} ").repeat(50), "updatedAt": "2026-01-02T00:00:00Z"})
+        })
+        .collect();
+    let world = json!({
+        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
+        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
+                   "users": [{"id": "u", "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+                   "projects": [{"id": "p", "name": "Top", "parentProjectId": null}], "workbooks": books}]
+    });
+    let tableau = backline_tests::tableau::TableauServer::start(&world).await;
+    let tableau_faults = json!([
+        {"name": "tableau-500", "fault": "internal", "rate": 0.05, "path": "/content"},
+        {"name": "tableau-reset", "fault": "reset", "rate": 0.01},
+    ]);
+    let tableau_proxy = FaultProxy::start(&tableau.url, tableau_faults).await;
+    let s3_proxy = FaultProxy::start(&Moto::get().endpoint, unreliable_s3()).await;
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let job_into = |server: &str, bucket: &str| {
+        job(&format!(
+            "[[jobs]]\nname = \"tableau-prod\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"{server}\"\n\
+             api_version = \"3.19\"\ntoken_name = \"backline\"\ntoken_secret = \"env:{token_env}\"\n\
+             [jobs.target]\nbucket = \"{bucket}\"\n"
+        ))
+    };
+    let (calm, stormy) = (unique("tableau-calm"), unique("tableau-faults"));
+    create_bucket(&moto.s3, &calm).await;
+    create_bucket(&moto.s3, &stormy).await;
+    let reference = run(&moto, &job_into(&tableau.url, &calm)).await;
+    let manifest = run(&s3_proxy.clients().await, &job_into(&tableau_proxy.url, &stormy)).await;
+    let faults = tableau_proxy.faults().await + s3_proxy.faults().await;
+    let (want, got) = (objects_of(&moto.s3, &calm).await, objects_of(&moto.s3, &stormy).await);
+    let lost = want.iter().filter(|(k, b)| got.get(*k) != Some(*b)).count();
+    record(
+        "5 % server errors and 1 % resets (Tableau), 5 % SlowDown and 1 % resets (S3)",
+        "tableau",
+        n,
+        faults,
+        1,
+        lost,
+        0,
+    );
+    assert_eq!(reference.counts.copied, n as u64);
+    assert!(faults > 0, "the proxies injected nothing");
+    assert_eq!((manifest.status.as_str(), manifest.counts.copied), ("succeeded", n as u64), "{:?}", manifest.counts);
+    assert_eq!(lost, 0, "workbooks missing or different from a run without faults");
+}

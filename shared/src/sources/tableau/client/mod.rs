@@ -41,6 +41,8 @@ impl TableauError {
 
 /// Page size asked for; servers may answer with fewer, and paging follows `totalAvailable`.
 const PAGE_SIZE: u32 = 100;
+/// A read that fails for a dropped connection or a 5xx is sent again this often, with backoff.
+const TRANSIENT_RETRIES: u32 = 4;
 /// The planner waits out a 429 this long in place; longer waits fail the site.
 pub const INLINE_WAIT: Duration = Duration::from_secs(60);
 
@@ -155,21 +157,33 @@ impl Connection {
     {
         let mut signed_in_again = false;
         let mut waited = Duration::ZERO;
+        let mut transient_failures = 0;
         loop {
             let (token, site) = {
                 let credentials = self.credentials.read().await;
                 (credentials.token.clone(), credentials.site_id.clone())
             };
             let base = format!("{}/sites/{site}", self.client.api);
-            let response = build(&self.client.http, &base)
+            let request = build(&self.client.http, &base)
                 .header("X-Tableau-Auth", &token)
-                .send()
-                .await
+                .build()
                 .map_err(|e| transport(call, e))?;
-            if response.status().is_success() {
-                return Ok(response);
+            // Reads may be sent again after a dropped connection or a server error; writes (a
+            // publish, an appended upload chunk) may have taken effect and are not.
+            let repeatable = matches!(*request.method(), reqwest::Method::GET | reqwest::Method::HEAD);
+            let error = match self.client.http.execute(request).await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => failure(call, response).await,
+                Err(e) => transport(call, e),
+            };
+            let transient = matches!(error, TableauError::Transport { .. })
+                || error.status().is_some_and(|s| (500..600).contains(&s) && s != 501);
+            if transient && repeatable && transient_failures < TRANSIENT_RETRIES {
+                transient_failures += 1;
+                tracing::warn!(call, attempt = transient_failures, %error, "Tableau request failed; trying again");
+                tokio::time::sleep(Duration::from_millis(250 << transient_failures)).await;
+                continue;
             }
-            let error = failure(call, response).await;
             match &error {
                 TableauError::Api { status: 401, .. } if !signed_in_again => {
                     signed_in_again = true;
