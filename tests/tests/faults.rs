@@ -221,9 +221,10 @@ async fn a_source_replaced_between_listing_and_copy_is_stored_whole_in_its_new_v
     for (key, body) in &objects {
         put(s3, &source, &TestObject::new(key, body.clone())).await;
     }
-    // The first whole copy's source is replaced just before the copy is made.
+    // The big object's source is replaced just before its UploadPartCopy: parts of the old version
+    // must not be completed into the backup.
     let rules = json!([{
-        "name": "replace-source", "fault": "replace_source", "operations": ["CopyObject"],
+        "name": "replace-source", "fault": "replace_source", "operations": ["UploadPartCopy"],
         "nth": [1], "body": "the new version"
     }]);
     let proxy = FaultProxy::start(&Moto::get().endpoint, rules).await;
