@@ -5,15 +5,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use backline_tests::{Moto, TestObject, keys, put, source_and_target, unique};
+use backline_tests::{Moto, TestObject, keys, open_uploads, put, source_and_target, unique};
 
 fn command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_backline"));
-    command.args(args).env_remove("BACKLINE_CONFIG").env_remove("AWS_PROFILE");
-    for (name, value) in Moto::get().env() {
-        command.env(name, value);
-    }
-    command
+    backline_tests::backline_command(env!("CARGO_BIN_EXE_backline"), args)
 }
 
 fn job_file(source: &str, target: &str, extra: &str) -> String {
@@ -26,11 +21,6 @@ fn job_file(source: &str, target: &str, extra: &str) -> String {
     );
     std::fs::write(&path, text).unwrap();
     path.display().to_string()
-}
-
-async fn open_uploads(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
-    let listed = s3.list_multipart_uploads().bucket(bucket).send().await.expect("ListMultipartUploads");
-    listed.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect()
 }
 
 #[tokio::test]

@@ -40,11 +40,6 @@ impl FaultProxy {
     pub async fn stats(&self) -> Value {
         self.get("stats").await
     }
-
-    /// Stops injecting; counters are kept.
-    pub async fn calm(&self) {
-        self.post("rules", &json!({"rules": []})).await;
-    }
 }
 
 impl Deref for FaultProxy {

@@ -109,6 +109,23 @@ pub fn spawn_for_process(mut command: Command) -> Result<(), String> {
     started_rx.recv().map_err(|e| e.to_string())?
 }
 
+/// The `backline` binary at `exe` (a test's `env!("CARGO_BIN_EXE_backline")`) with `args`, set
+/// up to talk to this process's moto_server and nothing else.
+pub fn backline_command(exe: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(exe);
+    command.args(args).env_remove("BACKLINE_CONFIG").env_remove("AWS_PROFILE");
+    for (name, value) in Moto::get().env() {
+        command.env(name, value);
+    }
+    command
+}
+
+/// The keys of the multipart uploads open in `bucket`.
+pub async fn open_uploads(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = s3.list_multipart_uploads().bucket(bucket).send().await.expect("ListMultipartUploads");
+    listed.uploads().iter().filter_map(|u| u.key().map(str::to_string)).collect()
+}
+
 /// A bucket or queue name no other test in this process uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -88,25 +88,8 @@ pub async fn compare_versioned(
     versions_wanted: usize,
 ) -> Comparison {
     let mut versions: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
-    loop {
-        let page = s3
-            .list_object_versions()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_key_marker(key_marker.take())
-            .set_version_id_marker(version_marker.take())
-            .send()
-            .await
-            .expect("ListObjectVersions");
-        for version in page.versions() {
-            *versions.entry(version.key().unwrap_or_default().to_string()).or_default() += 1;
-        }
-        if !page.is_truncated().unwrap_or(false) {
-            break;
-        }
-        key_marker = page.next_key_marker().map(str::to_string);
-        version_marker = page.next_version_id_marker().map(str::to_string);
+    for version in backline::aws::s3::list_versions(s3, bucket, prefix).await.expect("ListObjectVersions") {
+        *versions.entry(version.key).or_default() += 1;
     }
     let mut comparison = Comparison::default();
     for (key, bytes) in expected {

@@ -27,8 +27,6 @@ pub struct Resumed {
     /// Runs recorded as interrupted, oldest first. Their open markers stay until the resuming
     /// run has recorded what they left in doubt ([`Resumed::close`]).
     pub runs: Vec<RunRef>,
-    /// Outcomes carried into the state.
-    pub outcomes: usize,
     /// Keys a dead run may have written without recording it, with when the first such run
     /// started (what it wrote is newer than that).
     pub in_doubt: InDoubt,
@@ -109,7 +107,6 @@ pub async fn resume(engine: &Engine, job: &Job, current: &RunRef) -> Result<Resu
             job = %job.name, run = %run.run_id, outcomes = outcomes.len(),
             "an earlier run stopped before finishing; what it did is now in the state"
         );
-        resumed.outcomes += outcomes.len();
         resumed.runs.push(run);
     }
     Ok(resumed)
