@@ -95,6 +95,14 @@ pub enum WorkMessage {
         run: RunRef,
         seq: u32,
         key: String,
+        #[serde(default)]
+        attempt: u32,
+        /// How many tasks the chunk holds, and its job: enough to record the chunk as lost
+        /// and still finish the run if the claim-check object is gone.
+        #[serde(default)]
+        tasks: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<Box<Job>>,
     },
 }
 

@@ -2,12 +2,13 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use backline::Engine;
-use backline::pipeline::{batch, finalizer};
+use backline::pipeline::{batch, finalizer, lease};
 use lambda_runtime::{Error, LambdaEvent};
 
 pub async fn handler(engine: &Engine, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let until = lease::until_deadline(event.context.deadline);
     Ok(batch::handle_batch(&event.payload, "finalize message", |body| async move {
-        finalizer::handle_body(engine, &body).await
+        finalizer::handle_body_until(engine, &body, until).await
     })
     .await)
 }

@@ -3,12 +3,16 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use backline::Engine;
-use backline::pipeline::{batch, worker};
+use backline::pipeline::{batch, lease, worker};
 use lambda_runtime::{Error, LambdaEvent};
 
 pub async fn handler(engine: &Engine, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-    Ok(batch::handle_batch(&event.payload, "chunk", |body| async move { worker::handle_body(engine, &body).await })
-        .await)
+    // A chunk's lease lasts until this invocation must end: then a redelivery may take over.
+    let until = lease::until_deadline(event.context.deadline);
+    Ok(batch::handle_batch(&event.payload, "chunk", |body| async move {
+        worker::handle_body_until(engine, &body, until).await
+    })
+    .await)
 }
 
 /// The function as Lambda runs it: the engine from the environment, then the runtime loop

@@ -1,22 +1,53 @@
 //! The finalizer: gather the outcomes into the manifest and report, advance the state,
 //! publish metrics, close the run in the ledger.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::kind::JobContext;
+use super::lease::{self, Lease};
 use super::{Engine, EngineError, resume};
 use crate::config::Job;
 use crate::model::{Counts, FinalizeMessage, Outcome, RunRef};
 use crate::notify::{self, metrics};
 use crate::store::{ControlStore, Manifest, render_report, report_url};
 
+const LEASE: &str = "finalize";
+
 /// Parses a finalize-queue body and finalizes its run; returns the run id and its status.
 pub async fn handle_body(engine: &Engine, body: &str) -> Result<String, EngineError> {
+    handle_body_until(engine, body, lease::until_deadline(0)).await
+}
+
+/// [`handle_body`] holding the run's finalize lease until `until` (the Lambda's deadline). A
+/// message delivered twice finalizes once: the second delivery finds the run finished (or,
+/// while the first is at work, comes back later). One that finds an earlier delivery stopped
+/// mid-way finalizes again, which is safe: the state merge, the manifest and the report may be
+/// written twice.
+pub async fn handle_body_until(engine: &Engine, body: &str, until: DateTime<Utc>) -> Result<String, EngineError> {
     let message: FinalizeMessage = serde_json::from_str(body)
         .map_err(|e| EngineError::Message(format!("not a Backline finalize message: {e}")))?;
     super::worker::check_version(message.version)?;
-    let manifest = finalize(engine, &message).await?;
-    Ok(format!("{} {}", manifest.run_id, manifest.status))
+    let run_id = &message.run.run_id;
+    if let Some(progress) = engine.ledger.progress(run_id).await?
+        && progress.is_finished()
+    {
+        tracing::info!(run = %run_id, status = %progress.status, "run finalized before; duplicate delivery ignored");
+        return Ok(format!("{run_id} {} (finalized before; nothing done again)", progress.status));
+    }
+    if let Lease::Busy { until } = engine.ledger.take_lease(run_id, LEASE, until).await? {
+        return Err(EngineError::InProgress(format!(
+            "run {run_id} is being finalized by another delivery until {until}; this delivery comes back later"
+        )));
+    }
+    match finalize(engine, &message).await {
+        Ok(manifest) => Ok(format!("{} {}", manifest.run_id, manifest.status)),
+        Err(err) => {
+            if let Err(error) = engine.ledger.end_lease(run_id, LEASE).await {
+                tracing::warn!(run = %run_id, %error, "could not end the finalize lease");
+            }
+            Err(err)
+        }
+    }
 }
 
 pub async fn finalize(engine: &Engine, message: &FinalizeMessage) -> Result<Manifest, EngineError> {

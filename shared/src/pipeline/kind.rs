@@ -11,6 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -58,6 +59,11 @@ pub trait KindTask: Serialize + DeserializeOwned + Clone + Send + Sync + 'static
     fn describe(&self) -> TaskLine;
     /// The manifest line of this task, before the work fills in what happened.
     fn outcome(&self, status: Status) -> Outcome;
+    /// This task when a worker that started at `since` may have done it and stopped before
+    /// recording it: a task that can look at the target first says so; others run again.
+    fn in_doubt(self, _since: DateTime<Utc>) -> Self {
+        self
+    }
 }
 
 /// A task as `--dry-run` shows it: `{verb:<12} {subject} ({bytes}){tail}`. The kind picks the
@@ -189,6 +195,11 @@ pub trait Kind: Send + Sync + fmt::Debug + 'static {
     fn task_keys(&self, _tasks: &[Value]) -> Vec<String> {
         Vec::new()
     }
+    /// A chunk's tasks when a delivery that started at `since` stopped before recording them
+    /// (see [`KindTask::in_doubt`]); `tasks_in_doubt::<T>` writes it.
+    fn in_doubt(&self, tasks: Vec<Value>, _since: DateTime<Utc>) -> Vec<Value> {
+        tasks
+    }
     /// Compares source and backup; `None` if the kind cannot be verified.
     async fn verify(&self, _engine: &Engine, _job: &Job, _deep: bool) -> Option<Result<Verified, EngineError>> {
         None
@@ -211,6 +222,18 @@ pub fn decode_tasks<T: KindTask>(kind: &str, tasks: Vec<Value>) -> Result<Vec<T>
 /// [`Kind::task_keys`] for a kind whose tasks are `T`; tasks that do not decode are left out.
 pub fn keys_of<T: KindTask>(tasks: &[Value]) -> Vec<String> {
     tasks.iter().filter_map(|task| T::deserialize(task).ok()).map(|task| task.key().to_string()).collect()
+}
+
+/// [`Kind::in_doubt`] for a kind whose tasks are `T`; tasks that do not decode stay as they
+/// are (the worker refuses them with the reason).
+pub fn tasks_in_doubt<T: KindTask>(tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+    tasks
+        .into_iter()
+        .map(|value| match T::deserialize(&value) {
+            Ok(task) => serde_json::to_value(task.in_doubt(since)).expect("tasks serialize"),
+            Err(_) => value,
+        })
+        .collect()
 }
 
 /// Runs `tasks` with at most `concurrency` in flight, reporting each finished one to the

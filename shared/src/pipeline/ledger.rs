@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::EngineError;
+use super::lease::{DynamoLeases, Lease, MemoryLeases};
 use super::slots::{DynamoSlots, MemorySlots, Slot};
 use crate::aws::error_text;
 use crate::model::RunRef;
@@ -41,6 +42,13 @@ pub struct RunProgress {
     pub waiting: i64,
 }
 
+impl RunProgress {
+    /// The finalizer closed the run (`status` is the manifest's: succeeded, failed…).
+    pub fn is_finished(&self) -> bool {
+        !matches!(self.status.as_str(), "" | "planning" | "running")
+    }
+}
+
 #[async_trait]
 pub trait Ledger: Send + Sync {
     async fn open_run(&self, run: &RunRef) -> Result<Opened, EngineError>;
@@ -59,6 +67,10 @@ pub trait Ledger: Send + Sync {
     /// taken (the task should wait and ask again).
     async fn acquire_slot(&self, slot: &Slot<'_>) -> Result<bool, EngineError>;
     async fn release_slot(&self, resource: &str, holder: &str) -> Result<(), EngineError>;
+    /// Takes the lease on `name` (a chunk attempt, the finalize) of a run until `until`.
+    async fn take_lease(&self, run_id: &str, name: &str, until: DateTime<Utc>) -> Result<Lease, EngineError>;
+    /// Ends a lease early (its holder gave up); the next taker learns someone stopped.
+    async fn end_lease(&self, run_id: &str, name: &str) -> Result<(), EngineError>;
 }
 
 /// The ledger of a run in one process.
@@ -66,6 +78,7 @@ pub trait Ledger: Send + Sync {
 pub struct MemoryLedger {
     runs: Mutex<HashMap<String, MemoryRun>>,
     slots: MemorySlots,
+    leases: MemoryLeases,
 }
 
 #[derive(Default)]
@@ -159,6 +172,15 @@ impl Ledger for MemoryLedger {
 
     async fn release_slot(&self, resource: &str, holder: &str) -> Result<(), EngineError> {
         self.slots.release(resource, holder);
+        Ok(())
+    }
+
+    async fn take_lease(&self, run_id: &str, name: &str, until: DateTime<Utc>) -> Result<Lease, EngineError> {
+        Ok(self.leases.take(format!("{run_id}#{name}"), until))
+    }
+
+    async fn end_lease(&self, run_id: &str, name: &str) -> Result<(), EngineError> {
+        self.leases.end(&format!("{run_id}#{name}"));
         Ok(())
     }
 }
@@ -390,5 +412,13 @@ impl Ledger for DynamoLedger {
 
     async fn release_slot(&self, resource: &str, holder: &str) -> Result<(), EngineError> {
         DynamoSlots { client: &self.client, table: &self.table }.release(resource, holder).await
+    }
+
+    async fn take_lease(&self, run_id: &str, name: &str, until: DateTime<Utc>) -> Result<Lease, EngineError> {
+        DynamoLeases { client: &self.client, table: &self.table }.take(run_id, name, until).await
+    }
+
+    async fn end_lease(&self, run_id: &str, name: &str) -> Result<(), EngineError> {
+        DynamoLeases { client: &self.client, table: &self.table }.end(run_id, name).await
     }
 }

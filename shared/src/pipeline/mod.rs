@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod events;
 pub mod finalizer;
 pub mod kind;
+pub mod lease;
 pub mod ledger;
 pub mod local;
 pub mod planner;
@@ -111,6 +112,9 @@ pub enum EngineError {
     Ledger(String),
     #[error("message: {0}")]
     Message(String),
+    /// Another delivery of the same message is at work on it: this one must come back later.
+    #[error("{0}")]
+    InProgress(String),
 }
 
 impl EngineError {

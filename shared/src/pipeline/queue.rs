@@ -57,9 +57,19 @@ impl SqsQueue {
             return Ok(body);
         }
         let store = ControlStore::new(self.s3.clone(), &message.run.control);
-        let relative = format!("{}chunks/{:06}.json", ControlStore::run_dir(&message.run), message.chunk.seq);
+        let chunk = &message.chunk;
+        let relative =
+            format!("{}chunks/{:06}-{:03}.json", ControlStore::run_dir(&message.run), chunk.seq, chunk.attempt);
         let key = store.put_json(&relative, &message).await?;
-        let claim = WorkMessage::ClaimCheck { version: WIRE_VERSION, run: message.run, seq: message.chunk.seq, key };
+        let claim = WorkMessage::ClaimCheck {
+            version: WIRE_VERSION,
+            seq: chunk.seq,
+            attempt: chunk.attempt,
+            tasks: chunk.tasks.len(),
+            key,
+            job: Some(Box::new(message.job.clone())),
+            run: message.run,
+        };
         Ok(serde_json::to_string(&claim).expect("wire types serialize"))
     }
 

@@ -7,11 +7,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::kind::{Executed, JobContext};
+use super::lease::{self, Lease};
 use super::ledger::ChunkDone;
 use super::queue::MAX_DELAY;
 use super::{Engine, EngineError};
 use crate::config::Job;
-use crate::model::{Chunk, ChunkMessage, FinalizeMessage, Outcome, RunRef, Status, WIRE_VERSION, WorkMessage};
+use crate::model::{Action, Chunk, ChunkMessage, FinalizeMessage, Outcome, RunRef, Status, WIRE_VERSION, WorkMessage};
 use crate::store::ControlStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,27 +21,72 @@ pub enum ChunkResult {
     Done { tasks: usize, failed: usize, waiting: usize },
     /// The chunk was done before (a redelivered message): nothing ran again.
     Duplicate,
+    /// The chunk's claim-check was gone: its `tasks` did not run, and the run records one
+    /// failed outcome saying so rather than waiting for the chunk forever.
+    Lost { tasks: usize },
 }
 
 /// Parses a work-queue body, resolving a claim-check from the control location.
 pub async fn read_work_message(engine: &Engine, body: &str) -> Result<ChunkMessage, EngineError> {
+    match read_work(engine, body).await? {
+        Work::Chunk(message) => Ok(*message),
+        Work::Lost(lost) => Err(lost.missing()),
+    }
+}
+
+enum Work {
+    Chunk(Box<ChunkMessage>),
+    Lost(LostChunk),
+}
+
+/// A claim-check whose chunk is not in the control location.
+struct LostChunk {
+    run: RunRef,
+    job: Option<Box<Job>>,
+    seq: u32,
+    attempt: u32,
+    tasks: usize,
+    bucket: String,
+    key: String,
+}
+
+impl LostChunk {
+    fn missing(&self) -> EngineError {
+        EngineError::Message(format!("claim-check s3://{}/{} does not exist", self.bucket, self.key))
+    }
+}
+
+async fn read_work(engine: &Engine, body: &str) -> Result<Work, EngineError> {
     let message: WorkMessage =
         serde_json::from_str(body).map_err(|e| EngineError::Message(format!("not a Backline work message: {e}")))?;
     check_version(message.version())?;
     match message {
-        WorkMessage::Chunk { message, .. } => Ok(*message),
-        WorkMessage::ClaimCheck { run, key, .. } => {
+        WorkMessage::Chunk { message, .. } => Ok(Work::Chunk(message)),
+        WorkMessage::ClaimCheck { run, key, seq, attempt, tasks, job, .. } => {
             let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
-            store.get_json(&key).await?.ok_or_else(|| {
-                EngineError::Message(format!("claim-check s3://{}/{key} does not exist", store.bucket()))
+            Ok(match store.get_json(&key).await? {
+                Some(message) => Work::Chunk(Box::new(message)),
+                None => {
+                    Work::Lost(LostChunk { run, job, seq, attempt, tasks, bucket: store.bucket().to_string(), key })
+                }
             })
         }
     }
 }
 
+/// Handles one work-queue body with a lease until the Lambda's end (unknown here: the
+/// longest a Lambda runs).
 pub async fn handle_body(engine: &Engine, body: &str) -> Result<ChunkResult, EngineError> {
-    let message = read_work_message(engine, body).await?;
-    run_chunk(engine, &message).await
+    handle_body_until(engine, body, lease::until_deadline(0)).await
+}
+
+/// Handles one work-queue body, holding the chunk's lease until `until` (the Lambda's
+/// deadline: after it, a redelivery may take the chunk over).
+pub async fn handle_body_until(engine: &Engine, body: &str, until: DateTime<Utc>) -> Result<ChunkResult, EngineError> {
+    match read_work(engine, body).await? {
+        Work::Chunk(message) => run_chunk_until(engine, &message, until).await,
+        Work::Lost(lost) => record_lost(engine, lost).await,
+    }
 }
 
 /// Refuses a message of another wire version, saying what to do about it.
@@ -57,6 +103,17 @@ pub fn check_version(version: u32) -> Result<(), EngineError> {
 }
 
 pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkResult, EngineError> {
+    run_chunk_until(engine, message, lease::until_deadline(0)).await
+}
+
+/// Runs a chunk unless it is done already or another delivery of it is running. A delivery
+/// that finds an earlier one stopped mid-way (dead at its time-out, or failed) has the kind
+/// look at the target before redoing each task, so nothing is written twice.
+pub async fn run_chunk_until(
+    engine: &Engine,
+    message: &ChunkMessage,
+    until: DateTime<Utc>,
+) -> Result<ChunkResult, EngineError> {
     let ChunkMessage { run, job, chunk } = message;
     if chunk.kind != job.spec.kind() {
         return Err(EngineError::Message(format!(
@@ -74,6 +131,33 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         finalize_if_complete(engine, job, run).await?;
         return Ok(ChunkResult::Duplicate);
     }
+    let lease_name = format!("chunk#{:06}#{:03}", chunk.seq, chunk.attempt);
+    let chunk = match engine.ledger.take_lease(&run.run_id, &lease_name, until).await? {
+        Lease::First => chunk.clone(),
+        Lease::Busy { until } => {
+            return Err(EngineError::InProgress(format!(
+                "chunk {} of run {} is being run by another delivery until {until}; this delivery comes back later",
+                chunk.seq, run.run_id
+            )));
+        }
+        Lease::AfterStop { since } => {
+            tracing::warn!(
+                run = %run.run_id, chunk = chunk.seq, attempt = chunk.attempt, %since,
+                "an earlier delivery of this chunk stopped before finishing; checking the target before each task"
+            );
+            Chunk { tasks: job.spec.in_doubt(chunk.tasks.clone(), since), ..chunk.clone() }
+        }
+    };
+    let result = run_leased(engine, job, run, &chunk).await;
+    if result.is_err()
+        && let Err(error) = engine.ledger.end_lease(&run.run_id, &lease_name).await
+    {
+        tracing::warn!(run = %run.run_id, chunk = chunk.seq, %error, "could not end the chunk's lease");
+    }
+    result
+}
+
+async fn run_leased(engine: &Engine, job: &Job, run: &RunRef, chunk: &Chunk) -> Result<ChunkResult, EngineError> {
     let cx = JobContext { engine, job, run, dry_run: false };
     if engine.options.resumable {
         let keys = job.spec.task_keys(&chunk.tasks);
@@ -102,6 +186,34 @@ pub async fn run_chunk(engine: &Engine, message: &ChunkMessage) -> Result<ChunkR
         finalize_if_complete(engine, job, run).await?;
     }
     Ok(ChunkResult::Done { tasks: outcomes.len(), failed, waiting: waiting_count })
+}
+
+/// Counts a chunk whose claim-check is gone as done with one failed outcome naming it, so the
+/// run finishes and says what it could not do instead of never finishing.
+async fn record_lost(engine: &Engine, lost: LostChunk) -> Result<ChunkResult, EngineError> {
+    // A message from before claim-checks carried the job cannot be finalized from here.
+    let Some(job) = lost.job.as_deref() else { return Err(lost.missing()) };
+    let run = &lost.run;
+    if engine.ledger.is_chunk_done(&run.run_id, lost.seq, lost.attempt).await? {
+        finalize_if_complete(engine, job, run).await?;
+        return Ok(ChunkResult::Duplicate);
+    }
+    tracing::error!(run = %run.run_id, chunk = lost.seq, key = %lost.key, "the chunk's claim-check is missing; its tasks are recorded as not done");
+    let outcome = Outcome::new(Action::Skip, format!("chunk {}", lost.seq), Status::Failed).with_detail(format!(
+        "its {} tasks did not run: the claim-check s3://{}/{} is missing (deleted from the control bucket?); run the job again to do them",
+        lost.tasks, lost.bucket, lost.key
+    ));
+    ControlStore::new(engine.clients.s3.clone(), &run.control)
+        .put_outcomes(run, lost.seq, lost.attempt, &[outcome])
+        .await?;
+    // A later attempt's tasks were all waiting; they wait no more.
+    let waiting_delta = if lost.attempt > 0 { -(lost.tasks as i64) } else { 0 };
+    engine.progress.waiting(waiting_delta);
+    let done = ChunkDone { seq: lost.seq, attempt: lost.attempt, requeued: false, waiting_delta };
+    if engine.ledger.complete_chunk(&run.run_id, done).await? {
+        finalize_if_complete(engine, job, run).await?;
+    }
+    Ok(ChunkResult::Lost { tasks: lost.tasks })
 }
 
 /// Runs a chunk's tasks (unless it is not due yet); returns the outcomes, and the next attempt
@@ -199,7 +311,6 @@ pub async fn finalize_if_complete(engine: &Engine, job: &Job, run: &RunRef) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Action;
     use crate::pipeline::kind::Waiting;
 
     const HOUR: Duration = Duration::from_secs(3600);

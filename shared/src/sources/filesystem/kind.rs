@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::restore::{FilesystemRestoreJob, FilesystemRestoreOptions};
@@ -10,7 +11,7 @@ use super::{FilesystemJob, FilesystemTask, buckets, plan, state, upload};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 use crate::store::{ControlStore, State};
 
@@ -68,6 +69,10 @@ impl Kind for FilesystemJob {
     /// Each folder's state advances with the outcomes in its bucket.
     fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
         keys_of::<FilesystemTask>(tasks)
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<FilesystemTask>(tasks, since)
     }
 
     async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {

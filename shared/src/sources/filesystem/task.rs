@@ -83,4 +83,11 @@ impl KindTask for FilesystemTask {
             }
         }
     }
+
+    fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
+        if let FilesystemTask::Upload { uploaded_since, .. } = &mut self {
+            *uploaded_since = Some(uploaded_since.map_or(since, |earlier| earlier.min(since)));
+        }
+        self
+    }
 }

@@ -1,13 +1,14 @@
 //! `kind = "s3"` as the pipeline sees it.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::restore::{RestoreOptions, S3RestoreJob};
 use super::{S3Job, S3Task, copy, plan, verify};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
 use crate::model::Outcome;
-use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, keys_of, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{ControlStore, State};
@@ -59,6 +60,10 @@ impl Kind for S3Job {
 
     fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
         keys_of::<S3Task>(tasks)
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<S3Task>(tasks, since)
     }
 
     async fn finalize(&self, cx: &JobContext<'_>, outcomes: &[Outcome]) -> Result<(), EngineError> {

@@ -75,6 +75,13 @@ impl KindTask for S3Task {
             }
         }
     }
+
+    fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
+        if let S3Task::Copy { copied_since, .. } = &mut self {
+            *copied_since = Some(copied_since.map_or(since, |earlier| earlier.min(since)));
+        }
+        self
+    }
 }
 
 #[cfg(test)]
