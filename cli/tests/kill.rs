@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline_tests::reliability::{self, Figures, compare_versioned, copies_by_key, miscounted};
 use backline_tests::{Moto, TestObject, create_bucket, keys, open_uploads, put, unique};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn command(args: &[&str]) -> Command {
     backline_tests::backline_command(env!("CARGO_BIN_EXE_backline"), args)
@@ -48,13 +48,16 @@ fn bodies(n: usize, big_every: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// When the S3 and folder runs are killed: from planning to finalize at these sizes.
+const WINDOW: std::ops::Range<Duration> = Duration::from_millis(150)..Duration::from_millis(2650);
+
 struct Kills {
     killed: u64,
     finished_alone: u64,
 }
 
-/// Starts the job `times` times, each killed with SIGKILL after a random delay.
-async fn kill_repeatedly(file: &str, times: usize, rng: &mut Lcg) -> Kills {
+/// Starts the job `times` times, each killed with SIGKILL after a random delay in `window`.
+async fn kill_repeatedly(file: &str, times: usize, rng: &mut Lcg, window: std::ops::Range<Duration>) -> Kills {
     let mut kills = Kills { killed: 0, finished_alone: 0 };
     for _ in 0..times {
         let mut child = command(&["run", "--config", file, "--no-progress"])
@@ -62,7 +65,8 @@ async fn kill_repeatedly(file: &str, times: usize, rng: &mut Lcg) -> Kills {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(150 + rng.next(2500))).await;
+        let spread = (window.end - window.start).as_millis().max(1) as u64;
+        tokio::time::sleep(window.start + Duration::from_millis(rng.next(spread))).await;
         match child.try_wait().unwrap() {
             Some(_) => kills.finished_alone += 1,
             None => {
@@ -135,7 +139,11 @@ async fn check_and_record(
     assert!(never.is_empty(), "never counted as copied: {never:?}");
     assert_eq!(last["counts"]["copied"], 0, "the run after the last copies nothing: {}", last["counts"]);
     assert_eq!(last["status"], "succeeded");
-    assert!(outcome.kills.killed as usize >= outcome.runs_recorded / 2, "most runs should have been killed");
+    let (killed, alone) = (outcome.kills.killed, outcome.kills.finished_alone);
+    assert!(
+        killed as usize >= outcome.runs_recorded / 2,
+        "most runs should have been killed: {killed} killed, {alone} not"
+    );
     assert!(keys(s3, control_bucket, "_backline/open-runs/").await.is_empty(), "open markers left behind");
     assert!(open_uploads(s3, target_bucket).await.is_empty(), "multipart uploads left open");
 }
@@ -157,7 +165,7 @@ async fn s3_backup_killed_at_random_points_loses_and_duplicates_nothing() {
          [jobs.target]\nbucket = \"{target}\"\nprefix = \"backup/\"\nmultipart_threshold = \"5 MiB\"\n"
     ));
     let times = reliability::size(6, 20);
-    let kills = kill_repeatedly(&file, times, &mut Lcg(7)).await;
+    let kills = kill_repeatedly(&file, times, &mut Lcg(7), WINDOW).await;
     run_to_end(&file);
     run_to_end(&file);
 
@@ -196,7 +204,7 @@ async fn folder_backup_killed_at_random_points_loses_and_duplicates_nothing() {
         folder.display().to_string()
     ));
     let times = reliability::size(6, 20);
-    let kills = kill_repeatedly(&file, times, &mut Lcg(11)).await;
+    let kills = kill_repeatedly(&file, times, &mut Lcg(11), WINDOW).await;
     run_to_end(&file);
     run_to_end(&file);
 
@@ -218,6 +226,75 @@ async fn folder_backup_killed_at_random_points_loses_and_duplicates_nothing() {
         &control,
         "",
         "images",
+        &expected,
+        &source_keys,
+        outcome,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
+    let s3 = Moto::get().clients().await.s3;
+    let n = reliability::size(60, 150);
+    // Big enough that a run takes a few seconds, so the kills land in every stage.
+    let books: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("w{i:03}"), "name": format!("Book {i:03}"), "projectId": "p", "ownerId": "u",
+                   "text": format!("workbook {i} ").repeat(30_000), "updatedAt": "2026-01-02T00:00:00Z"})
+        })
+        .collect();
+    let world = json!({
+        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
+        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
+                   "users": [{"id": "u", "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+                   "projects": [{"id": "p", "name": "Top", "parentProjectId": null}], "workbooks": books}]
+    });
+    let tableau = backline_tests::tableau::TableauServer::start(&world).await;
+    let token_env = format!("TABLEAU_TOKEN_{}", unique("k").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let job_file = |name: &str, bucket: &str| {
+        write_job_file(&format!(
+            "[[jobs]]\nname = \"{name}\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"{}\"\n\
+             api_version = \"3.19\"\ntoken_name = \"backline\"\ntoken_secret = \"env:{token_env}\"\n\
+             [jobs.target]\nbucket = \"{bucket}\"\n",
+            tableau.url
+        ))
+    };
+    let (reference, target) = (unique("tableau-ref"), unique("tableau-kill"));
+    create_bucket(&s3, &reference).await;
+    create_bucket(&s3, &target).await;
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket(&target).versioning_configuration(enabled).send().await.unwrap();
+    // What an uninterrupted run stores: the workbooks the killed ones must end up with.
+    let started = std::time::Instant::now();
+    run_to_end(&job_file("tableau-reference", &reference));
+    // Each kill lands within the first quarter of an uninterrupted run's length: a run that
+    // resumes has less to do, and most must still be killed (in planning, mid-chunk, finalizing).
+    let whole = started.elapsed();
+    let mut expected = BTreeMap::new();
+    for key in keys(&s3, &reference, "").await.into_iter().filter(|k| !k.starts_with("_backline/")) {
+        expected.insert(key.clone(), backline_tests::body(&s3, &reference, &key).await);
+    }
+    assert_eq!(expected.len(), n, "one object per workbook");
+
+    let file = job_file("tableau-prod", &target);
+    let times = reliability::size(6, 20);
+    let kills = kill_repeatedly(&file, times, &mut Lcg(13), whole / 30..whole / 4).await;
+    run_to_end(&file);
+    run_to_end(&file);
+
+    let source_keys = (0..n).map(|i| format!("Default/Book {i:03}")).collect();
+    let outcome = Outcome { kills, runs_recorded: times };
+    check_and_record(
+        "SIGKILL at random points, then run to the end",
+        "tableau",
+        &s3,
+        &target,
+        &target,
+        "",
+        "tableau-prod",
         &expected,
         &source_keys,
         outcome,

@@ -99,7 +99,12 @@ async fn execute_site(
     let connection = &connection;
     let executed = run_tasks(cx.engine, tasks, cx.job.concurrency, |task| async move {
         match task {
-            TableauTask::Download { at, tags, revision } => {
+            TableauTask::Download { at, tags, revision, downloaded_since } => {
+                if downloaded_since.is_some()
+                    && let Some(found) = already_downloaded(cx.engine, task, at, tags).await
+                {
+                    return Step::Done(found);
+                }
                 download(cx.engine, spec, connection, task, at, tags, *revision).await
             }
             TableauTask::Refresh { at } => Step::Done(refresh(cx.engine, task, at).await),
@@ -110,6 +115,39 @@ async fn execute_site(
     .await;
     connection.sign_out().await;
     executed
+}
+
+/// The object a run that stopped may have stored without recording it: the workbook's key
+/// (`.twbx` or `.twb`) with every tag of this download and no deletion mark. The tags carry the
+/// workbook's `UpdatedAt`, and an object and its tags are written in one request, so a match
+/// is this very version, whole.
+async fn already_downloaded(
+    engine: &Engine,
+    task: &TableauTask,
+    at: &Placed,
+    tags: &[(String, String)],
+) -> Option<Outcome> {
+    let s3 = &engine.clients.s3;
+    for extension in ["twbx", "twb"] {
+        let key = format!("{}.{extension}", at.key);
+        let Ok(head) = s3.head_object().bucket(&at.bucket).key(&key).send().await else { continue };
+        let found = object_tags(s3, &at.bucket, &key, None).await.ok()?;
+        let marked_deleted = found.iter().any(|(k, v)| k == "Deleted" && v == "True");
+        if marked_deleted || !tags.iter().all(|tag| found.contains(tag)) {
+            return None;
+        }
+        return Some(
+            Outcome {
+                bytes: head.content_length().unwrap_or(0).max(0) as u64,
+                target_key: Some(key),
+                target_etag: head.e_tag().map(str::to_string),
+                method: Some("download".into()),
+                ..task.outcome(Status::Ok)
+            }
+            .with_detail("in the backup already: stored by a run that stopped before recording it"),
+        );
+    }
+    None
 }
 
 /// A download that failed because of its extract is tried again without it.

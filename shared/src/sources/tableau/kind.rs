@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::restore::{TableauRestoreJob, TableauRestoreOptions};
@@ -15,7 +15,7 @@ use crate::config::registry::{ConfigImport, KindEntry};
 use crate::config::{BucketName, Job, JobError, restore_options};
 use crate::model::Outcome;
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 use crate::store::ControlStore;
 
@@ -114,6 +114,24 @@ impl Kind for TableauJob {
             .filter(|o| o.status == crate::model::Status::Ok && o.action == crate::model::Action::Copy)
             .count();
         vec![("WorkbooksBackedUp", stored as f64, aws_sdk_cloudwatch::types::StandardUnit::Count)]
+    }
+
+    /// Workbooks go by multipart upload under the target's and each project's prefix.
+    fn upload_targets(&self) -> Vec<(String, String)> {
+        let target = self.target.iter().map(|t| (t.bucket.to_string(), t.prefix.clone()));
+        let projects = self.projects.iter().map(|p| (p.bucket.to_string(), p.prefix.clone()));
+        let mut targets: Vec<(String, String)> = target.chain(projects).collect();
+        targets.sort();
+        targets.dedup();
+        targets
+    }
+
+    fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
+        keys_of::<TableauTask>(tasks)
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<TableauTask>(tasks, since)
     }
 
     /// Each site's and bucket's `upload_state.json` advances with its outcomes.

@@ -306,7 +306,8 @@ async fn plan_site(
             Some(_) => sink.unchanged(),
             None => {
                 let tags = workbook_tags(&site.name, project_path, workbook);
-                sink.push(TableauTask::Download { at: at.clone(), tags, revision: None }).await?;
+                let downloaded_since = sink.in_doubt(&at.key);
+                sink.push(TableauTask::Download { at: at.clone(), tags, revision: None, downloaded_since }).await?;
             }
         }
         // Older revisions the server keeps, each backed up once, beside the workbook.
@@ -317,7 +318,8 @@ async fn plan_site(
             }
             let at = Placed { key: format!("{}.revisions/{}", at.key, revision.number), ..at.clone() };
             let tags = workbook_tags(&site.name, project_path, workbook);
-            sink.push(TableauTask::Download { at, tags, revision: Some(revision.number) }).await?;
+            let downloaded_since = sink.in_doubt(&at.key);
+            sink.push(TableauTask::Download { at, tags, revision: Some(revision.number), downloaded_since }).await?;
         }
     }
     for (bucket, state) in &states {

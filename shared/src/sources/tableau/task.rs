@@ -1,5 +1,6 @@
 //! The tasks of a `tableau` backup.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::state::Item;
@@ -39,6 +40,10 @@ pub enum TableauTask {
         /// An older revision the server keeps (with `revisions = true`), not the workbook now.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         revision: Option<u32>,
+        /// A run that started then may have stored it without recording it: look at the
+        /// bucket first.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        downloaded_since: Option<DateTime<Utc>>,
     },
     /// Copy an unchanged workbook's object onto itself (see `refresh_after`).
     Refresh {
@@ -136,6 +141,13 @@ impl KindTask for TableauTask {
             ..Outcome::new(action, format!("{}/{}", site_label(&at.site), at.name), status)
         }
     }
+
+    fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
+        if let TableauTask::Download { downloaded_since, .. } = &mut self {
+            *downloaded_since = Some(downloaded_since.map_or(since, |earlier| earlier.min(since)));
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +166,12 @@ mod tests {
             bucket: "b-b-b".into(),
             key: "finance/Reports/Sales".into(),
         };
-        let task = TableauTask::Download { at, tags: vec![("WorkbookId".into(), "w1".into())], revision: Some(2) };
+        let task = TableauTask::Download {
+            at,
+            tags: vec![("WorkbookId".into(), "w1".into())],
+            revision: Some(2),
+            downloaded_since: None,
+        };
         let json = serde_json::to_value(&task).unwrap();
         assert_eq!((json["action"].as_str(), json["id"].as_str()), (Some("download"), Some("w1")));
         assert_eq!(serde_json::from_value::<TableauTask>(json).unwrap(), task);
