@@ -1,6 +1,7 @@
 //! `backline restore`: the flags become a kind's `restore` options, and the restore job runs
 //! like any other.
 
+use backline::pipeline::EngineOptions;
 use clap::Args;
 
 use crate::{EXIT_BAD_INPUT, run};
@@ -188,5 +189,12 @@ pub async fn restore(args: RestoreArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    run::run_jobs(vec![restore], args.dry_run, !args.no_progress, Default::default(), None).await
+    // Like `backline run`: a restore killed mid-way is taken up by the next restore of the job
+    // (what it restored is counted once, its open uploads under the target are aborted).
+    let options = EngineOptions {
+        abort_uploads_older_than: Some(std::time::Duration::ZERO),
+        resumable: true,
+        ..Default::default()
+    };
+    run::run_jobs(vec![restore], args.dry_run, !args.no_progress, options, None).await
 }

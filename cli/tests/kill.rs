@@ -58,13 +58,18 @@ struct Kills {
 
 /// Starts the job `times` times, each killed with SIGKILL after a random delay in `window`.
 async fn kill_repeatedly(file: &str, times: usize, rng: &mut Lcg, window: std::ops::Range<Duration>) -> Kills {
+    kill_command_repeatedly(&["run", "--config", file, "--no-progress"], times, rng, window).await
+}
+
+async fn kill_command_repeatedly(
+    args: &[&str],
+    times: usize,
+    rng: &mut Lcg,
+    window: std::ops::Range<Duration>,
+) -> Kills {
     let mut kills = Kills { killed: 0, finished_alone: 0 };
     for _ in 0..times {
-        let mut child = command(&["run", "--config", file, "--no-progress"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let spread = (window.end - window.start).as_millis().max(1) as u64;
         tokio::time::sleep(window.start + Duration::from_millis(rng.next(spread))).await;
         match child.try_wait().unwrap() {
@@ -80,7 +85,11 @@ async fn kill_repeatedly(file: &str, times: usize, rng: &mut Lcg, window: std::o
 }
 
 fn run_to_end(file: &str) {
-    let output = command(&["run", "--config", file, "--no-progress"]).output().unwrap();
+    run_command_to_end(&["run", "--config", file, "--no-progress"]);
+}
+
+fn run_command_to_end(args: &[&str]) {
+    let output = command(args).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
@@ -182,6 +191,50 @@ async fn s3_backup_killed_at_random_points_loses_and_duplicates_nothing() {
         "photos",
         &expected,
         &source_keys,
+        outcome,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn s3_restore_killed_at_random_points_loses_and_duplicates_nothing() {
+    let s3 = Moto::get().clients().await.s3;
+    let (source, backup, restored) = (unique("src"), unique("bak"), unique("rst"));
+    for bucket in [&source, &backup, &restored] {
+        create_bucket(&s3, bucket).await;
+    }
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    s3.put_bucket_versioning().bucket(&restored).versioning_configuration(enabled).send().await.unwrap();
+    let objects = bodies(reliability::size(150, 400), 50);
+    for (key, body) in &objects {
+        put(&s3, &source, &TestObject::new(key, body.clone())).await;
+    }
+    let file = write_job_file(&format!(
+        "[[jobs]]\nname = \"photos\"\nkind = \"s3\"\nconcurrency = 4\n[jobs.source]\nbucket = \"{source}\"\n\
+         [jobs.target]\nbucket = \"{backup}\"\nprefix = \"backup/\"\nmultipart_threshold = \"5 MiB\"\n"
+    ));
+    run_to_end(&file);
+    let restore = ["restore", "--config", &file, "--job", "photos", "--to-bucket", &restored, "--allow-existing"];
+    let args: Vec<&str> = restore.iter().copied().chain(["--no-progress"]).collect();
+    let times = reliability::size(6, 20);
+    let kills = kill_command_repeatedly(&args, times, &mut Lcg(17), WINDOW).await;
+    run_command_to_end(&args);
+    run_command_to_end(&args);
+
+    let expected: BTreeMap<String, Vec<u8>> = objects.iter().cloned().collect();
+    // The restore's manifests name each object by its key in the backup.
+    let backup_keys = objects.iter().map(|(k, _)| format!("backup/{k}")).collect();
+    let outcome = Outcome { kills, runs_recorded: times };
+    check_and_record(
+        "SIGKILL at random points, then run to the end",
+        "s3-restore",
+        &s3,
+        &restored,
+        &backup,
+        "",
+        "photos-restore",
+        &expected,
+        &backup_keys,
         outcome,
     )
     .await;

@@ -29,7 +29,8 @@ fn same_object(size_a: u64, etag_a: &str, size_b: u64, etag_b: &str) -> bool {
 }
 
 async fn restore_one(engine: &Engine, spec: &S3RestoreJob, task: &S3RestoreTask) -> Step<S3RestoreTask> {
-    let S3RestoreTask::Restore { key, version_id, target_key, size, etag, archived, deleted } = task else {
+    let S3RestoreTask::Restore { key, version_id, target_key, size, etag, archived, deleted, restored_since } = task
+    else {
         unreachable!("called for restore tasks")
     };
     let s3 = &engine.clients.s3;
@@ -42,9 +43,16 @@ async fn restore_one(engine: &Engine, spec: &S3RestoreJob, task: &S3RestoreTask)
         Ok(head) => {
             let there = head.content_length().unwrap_or(0).max(0) as u64;
             if same_object(there, head.e_tag().unwrap_or_default(), *size, etag) {
-                return Step::Done(
-                    Outcome { status: Status::Skipped, bytes: *size, ..base }.with_detail("already restored"),
-                );
+                // S3 keeps whole seconds: a copy written in the second the stopped run started
+                // in, or later, is that run's (the manifests count it once, here).
+                let written = head.last_modified().map(|t| t.secs());
+                let by_stopped_run = restored_since.is_some_and(|since| written >= Some(since.timestamp()));
+                return Step::Done(if by_stopped_run {
+                    Outcome { bytes: *size, target_etag: head.e_tag().map(str::to_string), ..base }
+                        .with_detail("restored by a run that stopped before recording it")
+                } else {
+                    Outcome { status: Status::Skipped, bytes: *size, ..base }.with_detail("already restored")
+                });
             }
             if !spec.options.overwrite {
                 return Step::Done(Outcome { status: Status::Failed, ..base }.with_detail(

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{S3RestoreJob, S3RestoreTask, execute, plan};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, registry::KindEntry};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 
 pub const ENTRY: KindEntry = KindEntry {
@@ -29,6 +30,14 @@ impl Kind for S3RestoreJob {
 
     fn control_bucket(&self) -> BucketName {
         self.backup.target.bucket.clone()
+    }
+
+    fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
+        keys_of::<S3RestoreTask>(tasks)
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<S3RestoreTask>(tasks, since)
     }
 
     fn upload_targets(&self) -> Vec<(String, String)> {

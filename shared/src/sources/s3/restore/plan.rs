@@ -215,6 +215,7 @@ async fn plan_current(
                 etag,
                 archived,
                 deleted,
+                restored_since: sink.in_doubt(key),
             })
             .await?;
         }
@@ -258,6 +259,7 @@ async fn plan_as_of(
                 etag,
                 archived: version.archived,
                 deleted: Some(entry.deleted),
+                restored_since: sink.in_doubt(&entry.target_key),
             },
             None => S3RestoreTask::Skip {
                 key: original.clone(),

@@ -1,5 +1,6 @@
 //! The tasks of an `s3-restore`.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Outcome, Status};
@@ -24,6 +25,10 @@ pub enum S3RestoreTask {
         /// tell and the worker must look.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deleted: Option<bool>,
+        /// A run that started then may have restored it without recording it: a same object
+        /// written since then in the target is that run's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restored_since: Option<DateTime<Utc>>,
     },
     /// Report an object the restore leaves out, with the reason.
     Skip { key: String, size: u64, etag: String, reason: String },
@@ -33,8 +38,17 @@ impl S3RestoreTask {
     /// The same restore, known to need an archive retrieval first.
     pub fn archived(self) -> S3RestoreTask {
         match self {
-            S3RestoreTask::Restore { key, version_id, target_key, size, etag, deleted, .. } => {
-                S3RestoreTask::Restore { key, version_id, target_key, size, etag, archived: true, deleted }
+            S3RestoreTask::Restore { key, version_id, target_key, size, etag, deleted, restored_since, .. } => {
+                S3RestoreTask::Restore {
+                    key,
+                    version_id,
+                    target_key,
+                    size,
+                    etag,
+                    archived: true,
+                    deleted,
+                    restored_since,
+                }
             }
             other => other,
         }
@@ -84,5 +98,12 @@ impl KindTask for S3RestoreTask {
                 Outcome { etag: Some(etag.clone()), ..Outcome::new(Action::Skip, key, status) }
             }
         }
+    }
+
+    fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
+        if let S3RestoreTask::Restore { restored_since, .. } = &mut self {
+            *restored_since = Some(restored_since.map_or(since, |earlier| earlier.min(since)));
+        }
+        self
     }
 }
