@@ -316,8 +316,22 @@ fn work_and_finalize_bodies_are_read_or_refused() {
 }
 
 fn state_entry() -> impl Strategy<Value = StateEntry> {
-    ("[ -~]{1,30}", any::<u64>(), "[0-9a-f\"-]{0,34}", any::<bool>(), proptest::option::of(any::<i64>()))
-        .prop_map(|(key, size, etag, deleted, mtime)| StateEntry { key, size, etag, deleted, mtime })
+    let fields = (
+        "[ -~]{1,30}",
+        any::<u64>(),
+        "[0-9a-f\"-]{0,34}",
+        any::<bool>(),
+        proptest::option::of(any::<i64>()),
+        any::<bool>(),
+    );
+    fields.prop_map(|(key, size, etag, deleted, mtime, untagged)| StateEntry {
+        key,
+        size,
+        etag,
+        deleted,
+        mtime,
+        untagged,
+    })
 }
 
 #[test]
@@ -343,6 +357,7 @@ fn state_files_round_trip_and_damaged_ones_are_refused() {
                 etag: format!("\"e{i}\""),
                 deleted: false,
                 mtime: None,
+                untagged: false,
             })
             .collect(),
     };

@@ -152,6 +152,34 @@ async fn incremental_runs_copy_changes_and_tag_deletions() {
 }
 
 #[tokio::test]
+async fn deletions_of_untagged_copies_are_marked_without_reading_their_tags() {
+    let clients = Moto::get().clients().await;
+    let (source, target) = source_and_target(&clients.s3).await;
+    let job = job(&source, &target, "copy_tags = false");
+    for i in 0..4 {
+        put(&clients.s3, &source, &TestObject::new(format!("k{i}"), "x")).await;
+    }
+    assert_eq!(run(&clients, &job).await.counts.copied, 4);
+    for i in 0..2 {
+        clients.s3.delete_object().bucket(&source).key(format!("k{i}")).send().await.unwrap();
+    }
+    // Counted at a proxy that injects nothing: what the run asked S3 for.
+    let proxy = backline_tests::faults::FaultProxy::start(&Moto::get().endpoint, serde_json::json!([])).await;
+    let marked = run(&proxy.clients().await, &job).await;
+    assert_eq!(marked.counts.tagged_deleted, 2);
+    let requests = proxy.stats().await["requests"].clone();
+    assert_eq!(requests["PutObjectTagging"], 2, "{requests}");
+    assert!(requests.get("GetObjectTagging").is_none(), "the state knew the copies had no tags: {requests}");
+    assert_eq!(tags(&clients.s3, &target, "k0").await.len(), 2, "Deleted and DeletedAt");
+
+    // An object gone from the backup too is reported, not failed.
+    clients.s3.delete_object().bucket(&target).key("k2").send().await.unwrap();
+    clients.s3.delete_object().bucket(&source).key("k2").send().await.unwrap();
+    let gone = run(&clients, &job).await;
+    assert_eq!((gone.counts.skipped, gone.counts.failed), (1, 0), "{:?}", gone.tasks);
+}
+
+#[tokio::test]
 async fn manifest_report_and_state_land_in_the_control_location() {
     let clients = Moto::get().clients().await;
     let (source, target) = source_and_target(&clients.s3).await;

@@ -21,6 +21,10 @@ pub struct StateEntry {
     /// A file's modification time in nanoseconds (filesystem jobs).
     #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
     pub mtime: Option<i64>,
+    /// The backup was written with no tags of its own (`copy_tags = false`): marking it deleted
+    /// needs no look at its tags first.
+    #[serde(rename = "u", default, skip_serializing_if = "std::ops::Not::not")]
+    pub untagged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,6 +184,7 @@ impl State {
                         etag: outcome.etag.clone().unwrap_or_default(),
                         deleted: false,
                         mtime: None,
+                        untagged: false,
                     };
                     entries.insert(outcome.key.clone(), entry);
                 }
@@ -190,6 +195,7 @@ impl State {
                         etag: outcome.target_etag.clone().unwrap_or_default(),
                         deleted: false,
                         mtime: outcome.mtime_ns,
+                        untagged: false,
                     };
                     entries.insert(outcome.key.clone(), entry);
                 }
@@ -217,7 +223,7 @@ mod tests {
     use crate::model::Action;
 
     fn entry(key: &str, size: u64, etag: &str) -> StateEntry {
-        StateEntry { key: key.into(), size, etag: etag.into(), deleted: false, mtime: None }
+        StateEntry { key: key.into(), size, etag: etag.into(), deleted: false, mtime: None, untagged: false }
     }
 
     #[test]

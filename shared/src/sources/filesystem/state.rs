@@ -103,7 +103,7 @@ pub async fn rebuild(
             let on_disk = std::fs::metadata(format!("/{key}")).ok().filter(|m| m.is_file() && m.len() == size);
             let mtime = on_disk.map(|m| super::plan::mtime_ns(&m));
             let etag = object.e_tag().unwrap_or_default().to_string();
-            entries.push(StateEntry { key: key.to_string(), size, etag, deleted: false, mtime });
+            entries.push(StateEntry { key: key.to_string(), size, etag, deleted: false, mtime, untagged: false });
         }
     }
     if !dry_run {

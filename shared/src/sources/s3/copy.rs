@@ -17,7 +17,9 @@ pub async fn execute(engine: &Engine, spec: &S3Job, concurrency: usize, tasks: &
     run_tasks(engine, tasks, concurrency, |task| async move {
         Step::Done(match task {
             S3Task::Copy { .. } => backup_copy(engine, spec, task).await,
-            S3Task::MarkDeleted { target_key, .. } => mark_deleted(engine, spec, task, target_key).await,
+            S3Task::MarkDeleted { target_key, untagged, .. } => {
+                mark_deleted(engine, spec, task, target_key, *untagged).await
+            }
             S3Task::Skip { reason, size, .. } => {
                 Outcome { bytes: *size, ..task.outcome(Status::Skipped).with_detail(reason.clone()) }
             }
@@ -148,15 +150,15 @@ async fn already_copied(
     })
 }
 
-async fn mark_deleted(engine: &Engine, spec: &S3Job, task: &S3Task, target_key: &str) -> Outcome {
+async fn mark_deleted(engine: &Engine, spec: &S3Job, task: &S3Task, target_key: &str, untagged: bool) -> Outcome {
     let base = task.outcome(Status::Ok);
     let s3 = &engine.clients.s3;
     let bucket = spec.target.bucket.as_str();
-    let existing = match object_tags(s3, bucket, target_key, None).await {
+    let not_there =
+        |base: Outcome| Outcome { status: Status::Skipped, ..base }.with_detail("not in the backup: nothing to mark");
+    let existing = match if untagged { Ok(Vec::new()) } else { object_tags(s3, bucket, target_key, None).await } {
         Ok(tags) => tags,
-        Err(CopyFailure::Gone) => {
-            return Outcome { status: Status::Skipped, ..base }.with_detail("not in the backup: nothing to mark");
-        }
+        Err(CopyFailure::Gone) => return not_there(base),
         Err(CopyFailure::Other(message)) => return Outcome { status: Status::Failed, ..base }.with_detail(message),
         Err(other) => {
             return Outcome { status: Status::Failed, ..base }.with_detail(format!("GetObjectTagging: {other:?}"));
@@ -173,6 +175,7 @@ async fn mark_deleted(engine: &Engine, spec: &S3Job, task: &S3Task, target_key: 
     let tagging = Tagging::builder().set_tag_set(Some(tag_set)).build().expect("tag set is given");
     match s3.put_object_tagging().bucket(bucket).key(target_key).tagging(tagging).send().await {
         Ok(_) => base,
+        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => not_there(base),
         Err(err) => {
             Outcome { status: Status::Failed, ..base }.with_detail(format!("PutObjectTagging: {}", error_text(&err)))
         }

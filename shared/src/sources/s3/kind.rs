@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::restore::{RestoreOptions, S3RestoreJob};
 use super::{S3Job, S3Task, copy, plan, verify};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, Job, JobError, registry::KindEntry, restore_options};
-use crate::model::Outcome;
+use crate::model::{Action, Outcome, Status};
 use crate::pipeline::kind::{Executed, JobContext, Kind, Verified, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
@@ -73,7 +73,17 @@ impl Kind for S3Job {
             Some(state) if state.source == source => state,
             _ => State { source, ..Default::default() },
         };
-        store.write_state(&cx.job.name, &old.apply(&cx.run.run_id, outcomes)).await?;
+        let mut new = old.apply(&cx.run.run_id, outcomes);
+        if !self.target.copy_tags {
+            // Copies without tags: a later deletion mark can set its tags without reading them.
+            let copied: std::collections::HashSet<&str> = outcomes
+                .iter()
+                .filter(|o| o.action == Action::Copy && o.status == Status::Ok)
+                .map(|o| o.key.as_str())
+                .collect();
+            new.entries.iter_mut().filter(|e| copied.contains(e.key.as_str())).for_each(|e| e.untagged = true);
+        }
+        store.write_state(&cx.job.name, &new).await?;
         Ok(())
     }
 

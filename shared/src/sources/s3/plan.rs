@@ -91,7 +91,12 @@ pub async fn plan(
     }
     while let Some(entry) = known.next_if(|_| true).await? {
         if !entry.deleted {
-            sink.push(S3Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
+            let task = S3Task::MarkDeleted {
+                target_key: target_key(spec, &entry.key),
+                untagged: entry.untagged,
+                key: entry.key,
+            };
+            sink.push(task).await?;
         }
     }
     Ok(())
@@ -135,7 +140,9 @@ async fn mark_deleted_before(
         if entry.deleted {
             continue;
         }
-        sink.push(S3Task::MarkDeleted { target_key: target_key(spec, &entry.key), key: entry.key }).await?;
+        let task =
+            S3Task::MarkDeleted { target_key: target_key(spec, &entry.key), untagged: entry.untagged, key: entry.key };
+        sink.push(task).await?;
     }
     Ok(())
 }

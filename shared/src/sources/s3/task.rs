@@ -25,7 +25,14 @@ pub enum S3Task {
         copied_since: Option<DateTime<Utc>>,
     },
     /// Tag the backup of an object deleted at the source.
-    MarkDeleted { key: String, target_key: String },
+    MarkDeleted {
+        key: String,
+        target_key: String,
+        /// The state knows the backup has no tags of its own: set the deletion tags without
+        /// reading them first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        untagged: bool,
+    },
     /// Report an object the run will not copy, with the reason.
     Skip { key: String, size: u64, etag: String, reason: String },
 }
@@ -67,7 +74,7 @@ impl KindTask for S3Task {
                 etag: Some(etag.clone()),
                 ..Outcome::new(Action::Copy, key, status)
             },
-            S3Task::MarkDeleted { key, target_key } => {
+            S3Task::MarkDeleted { key, target_key, .. } => {
                 Outcome { target_key: Some(target_key.clone()), ..Outcome::new(Action::MarkDeleted, key, status) }
             }
             S3Task::Skip { key, etag, .. } => {
@@ -90,7 +97,7 @@ mod tests {
 
     #[test]
     fn tasks_serialize_with_their_action() {
-        let task = S3Task::MarkDeleted { key: "a b+c".into(), target_key: "x/a b+c".into() };
+        let task = S3Task::MarkDeleted { key: "a b+c".into(), target_key: "x/a b+c".into(), untagged: false };
         let json = serde_json::to_value(&task).unwrap();
         assert_eq!(json["action"], "mark_deleted");
         assert_eq!(serde_json::from_value::<S3Task>(json).unwrap(), task);
