@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_sdk_quicksight::error::ProvideErrorMetadata;
+use aws_sdk_quicksight::config::http::HttpResponse;
+use aws_sdk_quicksight::error::{ProvideErrorMetadata, SdkError};
 use serde::{Deserialize, Serialize};
 
 use super::AssetType;
@@ -15,6 +16,21 @@ use crate::pipeline::EngineError;
 /// instead.
 pub fn no_retries() -> aws_sdk_quicksight::config::Builder {
     aws_sdk_quicksight::config::Builder::default().retry_config(RetryConfig::standard().with_max_attempts(1))
+}
+
+/// A Start call that failed in a way worth trying again at the next look: the account's job
+/// quota is full or the call was throttled, or it never got an answer (a dropped connection, a
+/// time-out, a 5xx). A Start that did reach QuickSight is found again by its job id: the next
+/// Start of that id answers ConflictException, which the caller takes as its own job.
+pub fn start_should_wait<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => {
+            matches!(service.err().code(), Some("LimitExceededException" | "ThrottlingException"))
+                || service.raw().status().is_server_error()
+        }
+        _ => false,
+    }
 }
 
 /// A QuickSight client for one account in one region.

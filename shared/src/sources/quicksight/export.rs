@@ -9,7 +9,7 @@ use aws_sdk_quicksight::error::ProvideErrorMetadata;
 use aws_sdk_quicksight::types::{AssetBundleExportFormat, AssetBundleExportJobStatus};
 
 use super::QuickSightJob;
-use super::client::{Asset, QuickSight, no_retries};
+use super::client::{Asset, QuickSight, no_retries, start_should_wait};
 use super::task::{BundleTask, QuickSightTask};
 use crate::aws::error_text;
 use crate::aws::stream_upload::{Destination, PART_SIZE, stream_to_s3};
@@ -152,8 +152,9 @@ async fn start(
         Ok(_) => wait(started_task, spec.poll_interval.0),
         // A job of this id is running: an earlier delivery of this task started it.
         Err(err) if err.code() == Some("ConflictException") => wait(started_task, spec.poll_interval.0),
-        // Jobs Backline did not start fill the account's quota: wait for one to end.
-        Err(err) if matches!(err.code(), Some("LimitExceededException" | "ThrottlingException")) => {
+        // Jobs Backline did not start fill the account's quota, or the call got no answer:
+        // start again at the next look.
+        Err(err) if start_should_wait(&err) => {
             release(cx, resource, &id).await;
             wait(task.clone(), spec.poll_interval.0)
         }

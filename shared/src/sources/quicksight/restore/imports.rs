@@ -12,7 +12,7 @@ use crate::model::{Outcome, Status};
 use crate::pipeline::kind::{JobContext, Step};
 use crate::pipeline::slots::Slot;
 use crate::sources::quicksight::QuickSight;
-use crate::sources::quicksight::client::no_retries;
+use crate::sources::quicksight::client::{no_retries, start_should_wait};
 use crate::sources::quicksight::export::job_id;
 
 const IMPORT_SLOTS: u32 = 5;
@@ -81,7 +81,7 @@ async fn look(cx: &JobContext<'_>, qs: &QuickSight, mut bundle: BundleRef) -> Lo
                 bundle.job_id = Some(id);
                 Look::Running(bundle)
             }
-            Err(err) if matches!(err.code(), Some("LimitExceededException" | "ThrottlingException")) => {
+            Err(err) if start_should_wait(&err) => {
                 release(cx, &resource, &id).await;
                 Look::Running(bundle)
             }
