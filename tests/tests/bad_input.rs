@@ -461,3 +461,108 @@ fn restore_keys_that_escape_the_folder_are_refused() {
         .unwrap();
     tally.record("restore keys (../, absolute, NUL)", "folder restores; S3 keys are not paths and restore as keys");
 }
+
+/// A server that answers every request with the body of the case under way: a QuickSight
+/// endpoint whose answers are damaged.
+async fn canned_server(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // Reads the head and as much body as it announces, then answers and closes.
+                loop {
+                    let Ok(n) = socket.read(&mut buffer).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+                let body = body.lock().unwrap().clone();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+/// Every list Backline reads, in one answer: whichever call is made finds its own list.
+fn quicksight_answer(next_token: Option<&str>) -> Value {
+    let arn = |kind: &str, id: &str| format!("arn:aws:quicksight:eu-west-1:111111111111:{kind}/{id}");
+    serde_json::json!({
+        "Status": 200, "RequestId": "r-1", "NextToken": next_token,
+        "UserList": [{"Arn": arn("user/default", "alice"), "UserName": "alice", "Email": "a@example.com",
+                      "Role": "ADMIN", "IdentityType": "QUICKSIGHT", "Active": true, "PrincipalId": "p-1"}],
+        "GroupList": [{"Arn": arn("group/default", "analysts"), "GroupName": "analysts",
+                       "Description": "Analysts", "PrincipalId": "g-1"}],
+        "GroupMemberList": [{"Arn": arn("user/default", "alice"), "MemberName": "alice"}],
+        "DataSources": [{"Arn": arn("datasource", "athena"), "DataSourceId": "athena", "Name": "Athena",
+                         "Type": "ATHENA", "CreatedTime": 1.7e9, "LastUpdatedTime": 1.7e9}],
+        "DataSetSummaries": [{"Arn": arn("dataset", "sales"), "DataSetId": "sales", "Name": "Sales",
+                              "CreatedTime": 1.7e9, "LastUpdatedTime": 1.7e9, "ImportMode": "SPICE"}],
+        "AnalysisSummaryList": [{"Arn": arn("analysis", "a"), "AnalysisId": "a", "Name": "A",
+                                 "Status": "CREATION_SUCCESSFUL", "CreatedTime": 1.7e9}],
+        "DashboardSummaryList": [{"Arn": arn("dashboard", "d"), "DashboardId": "d", "Name": "D",
+                                  "CreatedTime": 1.7e9, "PublishedVersionNumber": 1}]
+    })
+}
+
+#[test]
+fn quicksight_responses_are_read_or_refused() {
+    use backline::sources::quicksight::AssetType;
+    use backline::sources::quicksight::QuickSight;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let url = runtime.block_on(canned_server(body.clone()));
+    let mut clients = runtime.block_on(backline_tests::Moto::get().clients());
+    clients.quicksight_endpoint = Some(url);
+    let quicksight = QuickSight::new(&clients, "111111111111", "eu-west-1");
+    let answers = [quicksight_answer(None), quicksight_answer(Some("page-2"))];
+    let tally = Tally::default();
+    let cases = (0..answers.len(), prop::collection::vec(value_edit(), 0..3), prop::collection::vec(edit(), 0..3));
+    runner()
+        .run(&cases, |(i, value_edits, text_edits)| {
+            let mut answer = answers[i].clone();
+            value_edits.iter().for_each(|e| {
+                apply_value(&mut answer, e);
+            });
+            *body.lock().unwrap() = apply(&answer.to_string(), &text_edits);
+            runtime.block_on(async {
+                // An answer must end in a result: a page that names itself as the next one
+                // must not keep Backline asking forever.
+                let limit = std::time::Duration::from_secs(20);
+                let users = tokio::time::timeout(limit, quicksight.users("default")).await;
+                tally.count(&users.expect("listing users never finished"));
+                let groups = tokio::time::timeout(limit, quicksight.groups("default")).await;
+                tally.count(&groups.expect("listing groups never finished"));
+                for kind in AssetType::ALL {
+                    let listed = tokio::time::timeout(limit, quicksight.assets(kind)).await;
+                    tally.count(&listed.unwrap_or_else(|_| panic!("listing {} never finished", kind.as_str())));
+                }
+            });
+            Ok(())
+        })
+        .unwrap();
+    tally.record(
+        "QuickSight API responses",
+        "every list answer Backline reads (users, groups, members, assets), damaged, through its client",
+    );
+}

@@ -33,6 +33,26 @@ pub fn start_should_wait<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse
     }
 }
 
+/// The NextTokens of one listing: a token seen before means the answers go round in a circle,
+/// and the listing stops with an error instead of asking forever.
+#[derive(Default)]
+struct Pages {
+    seen: std::collections::HashSet<String>,
+}
+
+impl Pages {
+    fn next(&mut self, call: &str, token: Option<&str>) -> Result<Option<String>, EngineError> {
+        match token.filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(token) if !self.seen.insert(token.to_string()) => Err(EngineError::service(
+                call,
+                format!("QuickSight answered with NextToken `{token}` a second time: the listing would never end"),
+            )),
+            Some(token) => Ok(Some(token.to_string())),
+        }
+    }
+}
+
 /// A QuickSight client for one account in one region.
 #[derive(Clone, Debug)]
 pub struct QuickSight {
@@ -113,6 +133,7 @@ impl QuickSight {
     pub async fn users(&self, namespace: &str) -> Result<Vec<User>, EngineError> {
         let mut users = Vec::new();
         let mut token = None;
+        let mut pages = Pages::default();
         loop {
             let page = self
                 .client
@@ -137,7 +158,7 @@ impl QuickSight {
                 external_login_federation_provider_url: u.external_login_federation_provider_url().map(str::to_string),
                 external_login_id: u.external_login_id().map(str::to_string),
             }));
-            token = page.next_token().map(str::to_string);
+            token = pages.next("ListUsers", page.next_token())?;
             if token.is_none() {
                 return Ok(users);
             }
@@ -148,6 +169,7 @@ impl QuickSight {
     pub async fn groups(&self, namespace: &str) -> Result<Vec<Group>, EngineError> {
         let mut groups = Vec::new();
         let mut token = None;
+        let mut pages = Pages::default();
         loop {
             let page = self
                 .client
@@ -168,13 +190,14 @@ impl QuickSight {
                     member_arns: Vec::new(),
                 });
             }
-            token = page.next_token().map(str::to_string);
+            token = pages.next("ListGroups", page.next_token())?;
             if token.is_none() {
                 break;
             }
         }
         for group in &mut groups {
             let mut token = None;
+            let mut pages = Pages::default();
             loop {
                 let page = self
                     .client
@@ -190,7 +213,7 @@ impl QuickSight {
                     group.members.push(member.member_name().unwrap_or_default().to_string());
                     group.member_arns.push(member.arn().unwrap_or_default().to_string());
                 }
-                token = page.next_token().map(str::to_string);
+                token = pages.next("ListGroupMemberships", page.next_token())?;
                 if token.is_none() {
                     break;
                 }
@@ -204,6 +227,7 @@ impl QuickSight {
     pub async fn assets(&self, kind: AssetType) -> Result<Vec<Asset>, EngineError> {
         let mut assets = Vec::new();
         let mut token: Option<String> = None;
+        let mut pages = Pages::default();
         let asset = |id: Option<&str>, arn: Option<&str>, name: Option<&str>| Asset {
             id: id.unwrap_or_default().to_string(),
             arn: arn.unwrap_or_default().to_string(),
@@ -266,7 +290,7 @@ impl QuickSight {
                     page.next_token().map(str::to_string)
                 }
             };
-            token = next;
+            token = pages.next(&format!("listing {}", kind.as_str()), next.as_deref())?;
             if token.is_none() {
                 return Ok(assets);
             }
