@@ -22,13 +22,16 @@ What Backline survives, measured by its fault and bad-input suites. This file is
 - **Faults**: a fault-injecting proxy (`tests/emulators/faultproxy/`) between Backline and its
   servers (moto_server, the Tableau and QuickSight emulators) answers 503 SlowDown,
   500 InternalError, throttling, resets connections and changes sources mid-copy; `backline
-  run` is killed with SIGKILL at random points and then run to the end. After each scenario
-  the target is compared with the source byte for byte, versioned targets are checked for
-  extra versions, and every item must be counted as copied exactly once over all the runs'
-  manifests.
-- **Bad input**: valid job files, events, queue bodies, state files, manifests and Tableau
-  responses, mutated at random (property tests); every input must be read correctly or
-  refused with an error, never a panic.
+  run` and `backline restore` are killed with SIGKILL at random points and then run to the
+  end; on the Lambda path a worker dies at its deadline (mid-copy, before recording, before
+  the ledger write), a chunk and a finalize message are delivered twice at once, and a
+  claim-check object goes missing. After each scenario the target is compared with the
+  source (or with the same run without faults) byte for byte, versioned targets are checked
+  for extra versions, and every item must be counted as copied exactly once over all the
+  runs' manifests.
+- **Bad input**: valid job files, events, queue bodies, state files, manifests, Tableau
+  responses and QuickSight answers, mutated at random (property tests); every input must be
+  read correctly or refused with an error, never a panic or a hang.
 
 Run it: `make reliability` (full size, a few minutes). `make test` runs the same scenarios
 at a smaller size.
