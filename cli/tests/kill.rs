@@ -287,6 +287,88 @@ async fn folder_backup_killed_at_random_points_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
+async fn folder_restore_killed_at_random_points_loses_and_duplicates_nothing() {
+    let s3 = Moto::get().clients().await.s3;
+    let folder = std::env::temp_dir().join(unique("kill-restore-src"));
+    let files = bodies(reliability::size(150, 400), 50);
+    for (key, body) in &files {
+        let path = folder.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let prefix = unique("kr");
+    let file = write_job_file(&format!(
+        "[[jobs]]\nname = \"images\"\nkind = \"filesystem\"\nconcurrency = 4\nfolders = [{:?}]\n[jobs.target]\n\
+         bucket_prefix = \"{prefix}\"\nstorage_class = \"STANDARD\"\nmultipart_threshold = \"5 MiB\"\n",
+        folder.display().to_string()
+    ));
+    run_to_end(&file);
+    // An uninterrupted restore elsewhere sets the pace: the kills land early in a run.
+    let scratch = std::env::temp_dir().join(unique("kill-restore-scratch")).display().to_string();
+    let started = std::time::Instant::now();
+    run_command_to_end(&["restore", "--config", &file, "--job", "images", "--to", &scratch, "--no-progress"]);
+    let whole = started.elapsed();
+    let to = std::env::temp_dir().join(unique("kill-restore-dst"));
+    let to_text = to.display().to_string();
+    let args = ["restore", "--config", &file, "--job", "images", "--to", &to_text, "--no-progress"];
+    let times = reliability::size(6, 20);
+    let kills = kill_command_repeatedly(&args, times, &mut Lcg(19), whole / 40..whole / 6).await;
+    run_command_to_end(&args);
+    run_command_to_end(&args);
+
+    // /a/b.txt comes back as TO/a/b.txt; its key is the path without the leading slash.
+    let key_of = |relative: &str| folder.join(relative).display().to_string().trim_start_matches('/').to_string();
+    let lost: Vec<String> = files
+        .iter()
+        .filter(|(k, body)| std::fs::read(to.join(key_of(k))).ok().as_ref() != Some(body))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut leftovers = Vec::new();
+    let mut dirs = vec![to.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.to_string_lossy().ends_with(".backline-partial") {
+                leftovers.push(path.display().to_string());
+            }
+        }
+    }
+    let control = format!("{prefix}-backline");
+    // The runs into this folder, not the one that set the pace.
+    let mut manifests = manifests(&s3, &control, "images-restore").await;
+    manifests.retain(|m| m["target"] == to_text.as_str());
+    let source_keys = files.iter().map(|(k, _)| key_of(k)).collect();
+    let (twice, never) = miscounted(&copies_by_key(&manifests), &source_keys);
+    let last = manifests.last().expect("a manifest");
+    let interrupted = manifests.iter().filter(|m| m["status"] == "interrupted").count();
+    reliability::record(&Figures {
+        scenario: "SIGKILL at random points, then run to the end".into(),
+        kind: "filesystem-restore".into(),
+        items: files.len(),
+        faults_injected: kills.killed,
+        runs: kills.killed + kills.finished_alone + 2,
+        lost: lost.len(),
+        duplicates: twice.len(),
+        note: format!(
+            "{} runs killed, {} finished before their kill, {interrupted} recorded as interrupted",
+            kills.killed, kills.finished_alone
+        ),
+        ..Default::default()
+    });
+    assert!(lost.is_empty(), "lost or wrong: {lost:?}");
+    assert!(leftovers.is_empty(), "partial files left behind: {leftovers:?}");
+    assert!(twice.is_empty(), "counted as restored by more than one run: {twice:?}");
+    assert!(never.is_empty(), "never counted as restored: {never:?}");
+    assert_eq!(last["counts"]["copied"], 0, "the run after the last restores nothing: {}", last["counts"]);
+    assert_eq!(last["status"], "succeeded");
+    let (killed, alone) = (kills.killed, kills.finished_alone);
+    assert!(killed as usize >= times / 2, "most runs should have been killed: {killed} killed, {alone} not");
+    assert!(keys(&s3, &control, "_backline/open-runs/").await.is_empty(), "open markers left behind");
+}
+
+#[tokio::test]
 async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
     let s3 = Moto::get().clients().await.s3;
     let n = reliability::size(60, 150);

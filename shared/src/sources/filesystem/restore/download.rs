@@ -46,7 +46,7 @@ async fn download(
     spec: &FilesystemRestoreJob,
     task: &FilesystemRestoreTask,
 ) -> Step<FilesystemRestoreTask> {
-    let FilesystemRestoreTask::Download { bucket, key, version_id, size, archived, dest } = task else {
+    let FilesystemRestoreTask::Download { bucket, key, version_id, size, archived, dest, restored_since } = task else {
         unreachable!("called for downloads")
     };
     let base = task.outcome(Status::Ok);
@@ -60,9 +60,16 @@ async fn download(
     }
     if let Ok(existing) = tokio::fs::symlink_metadata(dest).await {
         if existing.is_file() && existing.len() == *size && !spec.options.overwrite {
-            return Step::Done(
-                Outcome { status: Status::Skipped, bytes: *size, ..base }.with_detail("already restored"),
-            );
+            // A restored file keeps its original mtime; its ctime is when it was written (the
+            // rename), which says whether the run that stopped wrote it (and so this run
+            // counts it, once).
+            use std::os::unix::fs::MetadataExt;
+            let by_stopped_run = restored_since.is_some_and(|since| existing.ctime() >= since.timestamp());
+            return Step::Done(if by_stopped_run {
+                Outcome { bytes: *size, ..base }.with_detail("restored by a run that stopped before recording it")
+            } else {
+                Outcome { status: Status::Skipped, bytes: *size, ..base }.with_detail("already restored")
+            });
         }
         if !spec.options.overwrite {
             return failed(format!("{dest} exists and differs from the backup; not overwritten (pass --overwrite)"));

@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{FilesystemRestoreJob, FilesystemRestoreTask, download, plan};
 use crate::config::{BucketName, DEFAULT_CONCURRENCY, registry::KindEntry};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 use crate::sources::s3::restore::ARCHIVE_WAIT_LIMIT;
 
@@ -44,6 +45,14 @@ impl Kind for FilesystemRestoreJob {
     async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
         let tasks: Vec<FilesystemRestoreTask> = decode_tasks(ENTRY.name, tasks)?;
         Ok(download::execute(cx.engine, self, cx.job.concurrency, &tasks).await)
+    }
+
+    fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
+        keys_of::<FilesystemRestoreTask>(tasks)
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<FilesystemRestoreTask>(tasks, since)
     }
 
     fn wait_limit(&self) -> Duration {

@@ -123,7 +123,9 @@ pub async fn plan(
             },
         };
         let dest = dest.to_string_lossy().into_owned();
-        sink.push(FilesystemRestoreTask::Download { bucket, key, version_id, size, archived, dest }).await?;
+        let restored_since = sink.in_doubt(&key);
+        sink.push(FilesystemRestoreTask::Download { bucket, key, version_id, size, archived, dest, restored_since })
+            .await?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The tasks of a `filesystem-restore`.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, Outcome, Status};
@@ -19,6 +20,9 @@ pub enum FilesystemRestoreTask {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         archived: bool,
         dest: String,
+        /// A run that started then may have written the file without recording it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restored_since: Option<DateTime<Utc>>,
     },
     /// A key that cannot be restored (it would land outside the folder): a failed task.
     Unreadable { key: String, reason: String },
@@ -30,8 +34,8 @@ impl FilesystemRestoreTask {
     /// The same download, known to need an archive retrieval first.
     pub fn archived(self) -> FilesystemRestoreTask {
         match self {
-            FilesystemRestoreTask::Download { bucket, key, version_id, size, dest, .. } => {
-                FilesystemRestoreTask::Download { bucket, key, version_id, size, archived: true, dest }
+            FilesystemRestoreTask::Download { bucket, key, version_id, size, dest, restored_since, .. } => {
+                FilesystemRestoreTask::Download { bucket, key, version_id, size, archived: true, dest, restored_since }
             }
             other => other,
         }
@@ -91,5 +95,12 @@ impl KindTask for FilesystemRestoreTask {
                 Outcome { etag: Some(etag.clone()), ..Outcome::new(Action::Skip, key, status) }
             }
         }
+    }
+
+    fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
+        if let FilesystemRestoreTask::Download { restored_since, .. } = &mut self {
+            *restored_since = Some(restored_since.map_or(since, |earlier| earlier.min(since)));
+        }
+        self
     }
 }
