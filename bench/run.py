@@ -32,7 +32,9 @@ MIB = 1024 * 1024
 class Server:
     """bench-s3-server on a free loopback port, storing under `root`."""
 
-    def __init__(self, binary, root):
+    def __init__(self, binary, root, latency=None):
+        """`latency`: the server's BENCH_* settings (see bench/s3-server/src/latency.rs), so
+        answers take as long as on S3; None answers at loopback speed."""
         self.root = Path(root)
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True)
@@ -43,6 +45,7 @@ class Server:
         self.process = subprocess.Popen(
             [binary, str(self.root), str(self.port), peers.ACCESS_KEY, peers.SECRET_KEY],
             stdout=subprocess.DEVNULL,
+            env={**os.environ, **(latency or {})},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -163,6 +166,12 @@ class Bench:
         self.logs.mkdir(exist_ok=True)
         self.s5cmd = peers.S5cmd("", self.work).binary
         self.runs = {}  # scenario -> tool -> [run]
+        settings = {
+            "BENCH_LATENCY_MS": args.latency_ms or None,
+            "BENCH_COPY_MIBPS": args.copy_mibps,
+            "BENCH_THROUGHPUT_MIBPS": args.throughput_mibps,
+        }
+        self.latency = {name: str(value) for name, value in settings.items() if value}
 
     def tools(self, endpoint):
         return [
@@ -199,7 +208,7 @@ class Bench:
         data = self.work / "data"
         write_random_tree(data / "small", args.objects, 1024, 64 * 1024, seed=1)
         write_random_tree(data / "files", args.files, 1024, 16 * 1024, seed=2, fanout=50)
-        server = Server(args.server, self.work / f"s3-r{rep}")
+        server = Server(args.server, self.work / f"s3-r{rep}", self.latency)
         try:
             tools = self.tools(server.url)
             tools = tools[rep % len(tools):] + tools[:rep % len(tools)]
@@ -253,7 +262,7 @@ class Bench:
         data = self.work / "data"
         write_random_tree(data / "large", args.large_count, args.large_mib * MIB, args.large_mib * MIB, seed=3,
                           fanout=1)
-        server = Server(args.server, self.work / "s3-large")
+        server = Server(args.server, self.work / "s3-large", self.latency)
         try:
             self.helper(server, "mb", "s3://large")
             self.helper(server, "mb", "s3://bench-control")
@@ -306,6 +315,9 @@ def main():
     parser.add_argument("--large-count", type=int, default=8)
     parser.add_argument("--large-mib", type=int, default=256)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "peers.json"))
+    parser.add_argument("--latency-ms", type=float, default=0, help="first-byte latency of every S3 answer")
+    parser.add_argument("--copy-mibps", type=float, help="rate of one server-side copy (default unlimited)")
+    parser.add_argument("--throughput-mibps", type=float, help="bodies' shared rate (default unlimited)")
     args = parser.parse_args()
 
     bench = Bench(args)
@@ -323,7 +335,10 @@ def main():
         "date": time.strftime("%Y-%m-%d"),
         "versions": versions,
         "settings": {tool.name: tool.settings for tool in tools},
-        "parameters": {k: getattr(args, k) for k in ("reps", "objects", "files", "large_count", "large_mib")},
+        "parameters": {
+            k: getattr(args, k)
+            for k in ("reps", "objects", "files", "large_count", "large_mib", "latency_ms", "copy_mibps", "throughput_mibps")
+        },
         "scenarios": summarize(bench.runs),
         "runs": bench.runs,
     }

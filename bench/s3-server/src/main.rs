@@ -8,9 +8,13 @@
 //!   access block, default encryption), which s3s-fs does not implement, are kept in memory, so
 //!   Backline's own requests for them are made and counted as they would be on S3.
 //!
+//! - With `BENCH_LATENCY_MS`, `BENCH_COPY_MIBPS` and `BENCH_THROUGHPUT_MIBPS` set, answers take
+//!   as long as they would on S3 (see `latency.rs`); unset, the server answers at loopback speed.
+//!
 //! Usage: `bench-s3-server <root> <port> <access-key> <secret-key>`
 
 mod extras;
+mod latency;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -60,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let counter = RequestCounter::default();
     let root = std::fs::canonicalize(root).map_err(|e| format!("{root}: {e}"))?;
+    let latency = latency::Latency::from_env(&root)?;
     let fs = s3s_fs::FileSystem::new(&root).map_err(|e| format!("{}: {e:?}", root.display()))?;
     let server = extras::WithExtras::new(fs, root);
     let tags = server.tags();
@@ -72,12 +77,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
+    if !latency.is_zero() {
+        println!("latency: {}", latency.describe());
+    }
     let connections = ConnBuilder::new(TokioExecutor::new());
     loop {
         let (socket, _) = listener.accept().await?;
-        let (s3, counter, tags) = (s3.clone(), counter.clone(), tags.clone());
+        let (s3, counter, tags, latency) = (s3.clone(), counter.clone(), tags.clone(), latency.clone());
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let (s3, counter, tags) = (s3.clone(), counter.clone(), tags.clone());
+            let (s3, counter, tags, latency) = (s3.clone(), counter.clone(), tags.clone(), latency.clone());
             async move {
                 let answer = match request.uri().path() {
                     "/_bench/counts" => counter.json(),
@@ -86,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         counter.json()
                     }
                     "/_bench/tags" => tags_json(&tags, request.uri().query().unwrap_or_default()),
-                    _ => return Ok::<_, Infallible>(s3.call(request.map(Body::from)).await.unwrap_or_else(internal)),
+                    _ => return Ok::<_, Infallible>(answer_s3(&s3, &latency, request).await),
                 };
                 Ok(http::Response::new(Body::from(answer)))
             }
@@ -96,6 +104,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = connection.await;
         });
     }
+}
+
+/// An S3 request answered by s3s, no sooner than it would be on S3.
+async fn answer_s3(
+    s3: &s3s::service::S3Service,
+    latency: &latency::Latency,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<Body> {
+    if latency.is_zero() {
+        return s3.call(request.map(Body::from)).await.unwrap_or_else(internal);
+    }
+    let arrived = tokio::time::Instant::now();
+    let mut head = http::Request::new(());
+    *head.headers_mut() = request.headers().clone();
+    let response = s3.call(request.map(Body::from)).await.unwrap_or_else(internal);
+    let answer_bytes = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    latency.before_answer(&head, arrived, answer_bytes).await;
+    response
 }
 
 fn tags_json(tags: &extras::TagStore, query: &str) -> String {
