@@ -141,6 +141,81 @@ async fn s3_backup_and_restore_survive_slowdowns_and_resets() {
     assert!(comparison.lost.is_empty(), "{comparison:?}");
 }
 
+/// A copy S3 made whose answer never arrived: the connection is reset after the request was
+/// forwarded. Sent again as the SDK would, it leaves a second version; Backline looks first.
+#[tokio::test]
+async fn copies_whose_answers_are_lost_are_not_made_twice() {
+    let moto = Moto::get().clients().await;
+    let s3 = &moto.s3;
+    let source = unique("src");
+    create_bucket(s3, &source).await;
+    let target = versioned_bucket(s3).await;
+    let objects = bodies(reliability::size(100, 400));
+    for (key, body) in &objects {
+        put(s3, &source, &TestObject::new(key, body.clone())).await;
+    }
+    let lost_answers = json!([{"name": "answer-lost", "fault": "reset", "rate": 0.05, "when": "after",
+                               "operations": ["CopyObject", "CompleteMultipartUpload"]}]);
+    let proxy = FaultProxy::start(&Moto::get().endpoint, lost_answers).await;
+    let backup = job(&format!(
+        "[[jobs]]\nname = \"photos\"\nkind = \"s3\"\n[jobs.source]\nbucket = \"{source}\"\n[jobs.target]\n\
+         bucket = \"{target}\"\nmultipart_threshold = \"5 MiB\"\n"
+    ));
+    let manifest = run(&proxy.clients().await, &backup).await;
+    let faults = proxy.faults().await;
+    let expected: BTreeMap<String, Vec<u8>> = objects.iter().cloned().collect();
+    let comparison = compare_versioned(s3, &target, "", &expected, 1).await;
+    record(
+        "5 % of copies' answers lost after S3 made them (reset after forwarding)",
+        "s3",
+        objects.len(),
+        faults,
+        1,
+        comparison.lost.len(),
+        comparison.duplicates.len(),
+    );
+    assert!(faults > 0, "the proxy injected nothing: the scenario proves nothing");
+    assert_eq!((manifest.status.as_str(), manifest.counts.copied), ("succeeded", objects.len() as u64));
+    assert!(comparison.lost.is_empty() && comparison.duplicates.is_empty(), "{comparison:?}");
+}
+
+/// The same for uploads into a folder's (versioned) bucket: PutObject and
+/// CompleteMultipartUpload answers lost after S3 stored the file.
+#[tokio::test]
+async fn uploads_whose_answers_are_lost_are_not_made_twice() {
+    let moto = Moto::get().clients().await;
+    let folder = std::env::temp_dir().join(unique("lost-answers"));
+    let files = bodies(reliability::size(100, 400));
+    write_tree(&folder, &files);
+    let prefix = unique("fl");
+    let lost_answers = json!([{"name": "answer-lost", "fault": "reset", "rate": 0.05, "when": "after",
+                               "operations": ["PutObject", "CompleteMultipartUpload"], "path": format!("^/{prefix}")}]);
+    let proxy = FaultProxy::start(&Moto::get().endpoint, lost_answers).await;
+    let backup = job(&format!(
+        "[[jobs]]\nname = \"images\"\nkind = \"filesystem\"\nfolders = [{:?}]\n[jobs.target]\nbucket_prefix = \"{prefix}\"\n\
+         storage_class = \"STANDARD\"\nmultipart_threshold = \"5 MiB\"\n",
+        folder.display().to_string()
+    ));
+    let manifest = run(&proxy.clients().await, &backup).await;
+    let faults = proxy.faults().await;
+    let bucket = backline::sources::filesystem::bucket_name(&prefix, &folder.display().to_string());
+    let key_of = |relative: &str| folder.join(relative).display().to_string().trim_start_matches('/').to_string();
+    let expected: BTreeMap<String, Vec<u8>> = files.iter().map(|(k, b)| (key_of(k), b.clone())).collect();
+    let comparison = compare_versioned(&moto.s3, &bucket, "", &expected, 1).await;
+    record(
+        "5 % of uploads' answers lost after S3 stored them (reset after forwarding)",
+        "filesystem",
+        files.len(),
+        faults,
+        1,
+        comparison.lost.len(),
+        comparison.duplicates.len(),
+    );
+    assert!(faults > 0, "the proxy injected nothing: the scenario proves nothing");
+    assert_eq!((manifest.status.as_str(), manifest.counts.copied), ("succeeded", files.len() as u64));
+    assert!(comparison.lost.is_empty() && comparison.duplicates.is_empty(), "{comparison:?}");
+}
+
 fn write_tree(root: &Path, files: &[(String, Vec<u8>)]) {
     for (key, body) in files {
         let path = root.join(key);

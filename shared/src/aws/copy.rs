@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use super::error_text;
 use super::s3::{MAX_SINGLE_COPY, copy_source, encode_tagging, part_ranges, part_size};
+use super::written_once::{Attempt, write_once};
 
 /// Parts copied at once for one multipart copy.
 const PART_CONCURRENCY: usize = 8;
@@ -105,29 +106,44 @@ async fn copy_whole(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Resul
         Tags::Copy => (TaggingDirective::Copy, None),
         Tags::Set(tags) => (TaggingDirective::Replace, (!tags.is_empty()).then(|| encode_tagging(tags))),
     };
-    let output = s3
-        .copy_object()
-        .bucket(request.target_bucket)
-        .key(request.target_key)
-        .copy_source(request.copy_source())
-        .set_copy_source_if_match(request.if_match.map(str::to_string))
-        .metadata_directive(MetadataDirective::Copy)
-        .tagging_directive(directive)
-        .set_tagging(tagging)
-        .set_storage_class(request.storage_class.clone())
-        .set_server_side_encryption(request.sse())
-        .set_ssekms_key_id(request.kms_key_id.map(str::to_string))
-        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-        .send()
-        .await
-        .map_err(|e| classify("CopyObject", &e))?;
-    let result = output.copy_object_result();
-    Ok(Copied {
-        bytes: request.size,
-        target_etag: result.and_then(|r| r.e_tag()).map(str::to_string),
-        multipart: false,
-        checksum: result.and_then(|r| r.checksum_crc64_nvme()).map(str::to_string),
-    })
+    let send = || {
+        s3.copy_object()
+            .bucket(request.target_bucket)
+            .key(request.target_key)
+            .copy_source(request.copy_source())
+            .set_copy_source_if_match(request.if_match.map(str::to_string))
+            .metadata_directive(MetadataDirective::Copy)
+            .tagging_directive(directive.clone())
+            .set_tagging(tagging.clone())
+            .set_storage_class(request.storage_class.clone())
+            .set_server_side_encryption(request.sse())
+            .set_ssekms_key_id(request.kms_key_id.map(str::to_string))
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .customize()
+            .config_override(super::written_once::no_retries())
+            .send()
+    };
+    // A copy keeps the source's ETag unless KMS encrypts it.
+    let etag = request.if_match.filter(|_| request.kms_key_id.is_none());
+    let target = Attempt { s3, bucket: request.target_bucket, key: request.target_key, size: request.size, etag };
+    match write_once(&target, "CopyObject", send).await {
+        Ok(Ok(output)) => {
+            let result = output.copy_object_result();
+            Ok(Copied {
+                bytes: request.size,
+                target_etag: result.and_then(|r| r.e_tag()).map(str::to_string),
+                multipart: false,
+                checksum: result.and_then(|r| r.checksum_crc64_nvme()).map(str::to_string),
+            })
+        }
+        Ok(Err(landed)) => Ok(Copied {
+            bytes: request.size,
+            target_etag: landed.e_tag().map(str::to_string),
+            multipart: false,
+            checksum: landed.checksum_crc64_nvme().map(str::to_string),
+        }),
+        Err(err) => Err(classify("CopyObject", &err)),
+    }
 }
 
 async fn source_tags(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Result<Vec<(String, String)>, CopyFailure> {
@@ -231,21 +247,29 @@ async fn copy_by_parts(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Re
     let completed = match parts {
         Ok(mut parts) => {
             parts.sort_by_key(|p| p.part_number());
-            s3.complete_multipart_upload()
-                .bucket(request.target_bucket)
-                .key(request.target_key)
-                .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .send()
-                .await
-                .map_err(|e| classify("CompleteMultipartUpload", &e))
+            let send = || {
+                s3.complete_multipart_upload()
+                    .bucket(request.target_bucket)
+                    .key(request.target_key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.clone())).build())
+                    .customize()
+                    .config_override(super::written_once::no_retries())
+                    .send()
+            };
+            let target = Attempt { s3, bucket: request.target_bucket, key: request.target_key, size, etag: None };
+            match write_once(&target, "CompleteMultipartUpload", send).await {
+                Ok(Ok(output)) => Ok(output.e_tag().map(str::to_string)),
+                Ok(Err(landed)) => Ok(landed.e_tag().map(str::to_string)),
+                Err(err) => Err(classify("CompleteMultipartUpload", &err)),
+            }
         }
         Err(failure) => Err(failure),
     };
     match completed {
-        Ok(output) => {
+        Ok(target_etag) => {
             super::uploads::closed(&upload_id);
-            Ok(Copied { bytes: size, target_etag: output.e_tag().map(str::to_string), multipart: true, checksum: None })
+            Ok(Copied { bytes: size, target_etag, multipart: true, checksum: None })
         }
         Err(failure) => {
             // An abandoned upload costs storage until a lifecycle rule removes it.

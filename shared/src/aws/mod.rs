@@ -9,6 +9,7 @@ pub mod glacier;
 pub mod s3;
 pub mod stream_upload;
 pub mod uploads;
+pub mod written_once;
 
 use std::time::Duration;
 

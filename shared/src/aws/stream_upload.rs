@@ -9,6 +9,7 @@ use futures::{Stream, StreamExt};
 
 use super::error_text;
 use super::s3::encode_tagging;
+use super::written_once::{Attempt, no_retries, write_once};
 
 /// Parts of 16 MiB: 10,000 of them (S3's limit) hold 160 GiB.
 pub const PART_SIZE: usize = 16 << 20;
@@ -69,22 +70,32 @@ where
         }
         (Err(message), None) => Err(message),
         (Ok(()), None) => {
-            let output = s3
-                .put_object()
-                .bucket(to.bucket)
-                .key(to.key)
-                .content_type(to.content_type)
-                .set_tagging((!to.tags.is_empty()).then(|| encode_tagging(to.tags)))
-                .set_storage_class(to.storage_class.map(StorageClass::from))
-                .body(ByteStream::from(buffer))
-                .send()
-                .await
-                .map_err(|e| format!("PutObject: {}", error_text(&e)))?;
-            Ok(Uploaded {
-                bytes,
-                etag: output.e_tag().map(str::to_string),
-                version_id: output.version_id().map(str::to_string),
-            })
+            let send = || {
+                s3.put_object()
+                    .bucket(to.bucket)
+                    .key(to.key)
+                    .content_type(to.content_type)
+                    .set_tagging((!to.tags.is_empty()).then(|| encode_tagging(to.tags)))
+                    .set_storage_class(to.storage_class.map(StorageClass::from))
+                    .body(ByteStream::from(buffer.clone()))
+                    .customize()
+                    .config_override(no_retries())
+                    .send()
+            };
+            let target = Attempt { s3, bucket: to.bucket, key: to.key, size: bytes, etag: None };
+            match write_once(&target, "PutObject", send).await {
+                Ok(Ok(output)) => Ok(Uploaded {
+                    bytes,
+                    etag: output.e_tag().map(str::to_string),
+                    version_id: output.version_id().map(str::to_string),
+                }),
+                Ok(Err(landed)) => Ok(Uploaded {
+                    bytes,
+                    etag: landed.e_tag().map(str::to_string),
+                    version_id: landed.version_id().map(str::to_string),
+                }),
+                Err(e) => Err(format!("PutObject: {}", error_text(&e))),
+            }
         }
         (Ok(()), Some(mut multipart)) => {
             if !buffer.is_empty()
@@ -93,7 +104,7 @@ where
                 multipart.abort(s3, to).await;
                 return Err(message);
             }
-            match multipart.complete(s3, to).await {
+            match multipart.complete(s3, to, bytes).await {
                 Ok((etag, version_id)) => Ok(Uploaded { bytes, etag, version_id }),
                 Err(message) => {
                     multipart.abort(s3, to).await;
@@ -147,19 +158,27 @@ impl Multipart {
         &mut self,
         s3: &aws_sdk_s3::Client,
         to: &Destination<'_>,
+        bytes: u64,
     ) -> Result<(Option<String>, Option<String>), String> {
         let done = CompletedMultipartUpload::builder().set_parts(Some(std::mem::take(&mut self.parts))).build();
-        let output = s3
-            .complete_multipart_upload()
-            .bucket(to.bucket)
-            .key(to.key)
-            .upload_id(&self.upload_id)
-            .multipart_upload(done)
-            .send()
-            .await
-            .map_err(|e| format!("CompleteMultipartUpload: {}", error_text(&e)))?;
+        let send = || {
+            s3.complete_multipart_upload()
+                .bucket(to.bucket)
+                .key(to.key)
+                .upload_id(&self.upload_id)
+                .multipart_upload(done.clone())
+                .customize()
+                .config_override(no_retries())
+                .send()
+        };
+        let target = Attempt { s3, bucket: to.bucket, key: to.key, size: bytes, etag: None };
+        let written = match write_once(&target, "CompleteMultipartUpload", send).await {
+            Ok(Ok(output)) => (output.e_tag().map(str::to_string), output.version_id().map(str::to_string)),
+            Ok(Err(landed)) => (landed.e_tag().map(str::to_string), landed.version_id().map(str::to_string)),
+            Err(e) => return Err(format!("CompleteMultipartUpload: {}", error_text(&e))),
+        };
         super::uploads::closed(&self.upload_id);
-        Ok((output.e_tag().map(str::to_string), output.version_id().map(str::to_string)))
+        Ok(written)
     }
 
     async fn abort(&self, s3: &aws_sdk_s3::Client, to: &Destination<'_>) {

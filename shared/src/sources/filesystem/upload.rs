@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use super::plan::mtime_ns;
 use super::{FilesystemJob, FilesystemTask};
 use crate::aws::s3::part_size;
-use crate::aws::{error_text, uploads};
+use crate::aws::{error_text, uploads, written_once};
 use crate::model::{Outcome, Status};
 use crate::pipeline::Engine;
 use crate::pipeline::kind::{Executed, KindTask, Step, run_tasks};
@@ -139,21 +139,26 @@ async fn upload_whole(
     if body.len() as u64 != size || !unchanged(path, size, mtime).await? {
         return Ok(Attempt::Changed);
     }
-    let output = engine
-        .clients
-        .s3
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body))
-        .metadata("mtime", mtime_metadata(mtime))
-        .storage_class(StorageClass::from(spec.target.storage_class.as_str()))
-        .set_server_side_encryption(spec.target.kms_key_id.as_ref().map(|_| ServerSideEncryption::AwsKms))
-        .set_ssekms_key_id(spec.target.kms_key_id.clone())
-        .send()
-        .await
-        .map_err(|e| format!("PutObject: {}", error_text(&e)))?;
-    Ok(Attempt::Uploaded { etag: output.e_tag().map(str::to_string) })
+    let s3 = &engine.clients.s3;
+    let send = || {
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .metadata("mtime", mtime_metadata(mtime))
+            .storage_class(StorageClass::from(spec.target.storage_class.as_str()))
+            .set_server_side_encryption(spec.target.kms_key_id.as_ref().map(|_| ServerSideEncryption::AwsKms))
+            .set_ssekms_key_id(spec.target.kms_key_id.clone())
+            .customize()
+            .config_override(written_once::no_retries())
+            .send()
+    };
+    let target = written_once::Attempt { s3, bucket, key, size, etag: None };
+    match written_once::write_once(&target, "PutObject", send).await {
+        Ok(Ok(output)) => Ok(Attempt::Uploaded { etag: output.e_tag().map(str::to_string) }),
+        Ok(Err(landed)) => Ok(Attempt::Uploaded { etag: landed.e_tag().map(str::to_string) }),
+        Err(e) => Err(format!("PutObject: {}", error_text(&e))),
+    }
 }
 
 /// Streams the file in parts, a few in flight; the upload completes only if the file did not
@@ -184,16 +189,25 @@ async fn upload_parts(
     let result = send_parts(s3, path, bucket, key, &upload_id, size).await;
     let result = match result {
         Ok(parts) => match unchanged(path, size, mtime).await {
-            Ok(true) => s3
-                .complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-                .send()
-                .await
-                .map(|output| Attempt::Uploaded { etag: output.e_tag().map(str::to_string) })
-                .map_err(|e| format!("CompleteMultipartUpload: {}", error_text(&e))),
+            Ok(true) => {
+                let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+                let send = || {
+                    s3.complete_multipart_upload()
+                        .bucket(bucket)
+                        .key(key)
+                        .upload_id(&upload_id)
+                        .multipart_upload(done.clone())
+                        .customize()
+                        .config_override(written_once::no_retries())
+                        .send()
+                };
+                let target = written_once::Attempt { s3, bucket, key, size, etag: None };
+                match written_once::write_once(&target, "CompleteMultipartUpload", send).await {
+                    Ok(Ok(output)) => Ok(Attempt::Uploaded { etag: output.e_tag().map(str::to_string) }),
+                    Ok(Err(landed)) => Ok(Attempt::Uploaded { etag: landed.e_tag().map(str::to_string) }),
+                    Err(e) => Err(format!("CompleteMultipartUpload: {}", error_text(&e))),
+                }
+            }
             Ok(false) => Ok(Attempt::Changed),
             Err(message) => Err(message),
         },
