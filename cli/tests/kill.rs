@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline_tests::reliability::{self, Figures, compare_versioned, copies_by_key, miscounted};
 use backline_tests::{Moto, TestObject, create_bucket, keys, open_uploads, put, unique};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn command(args: &[&str]) -> Command {
     backline_tests::backline_command(env!("CARGO_BIN_EXE_backline"), args)
@@ -110,6 +110,13 @@ struct Outcome {
     runs_recorded: usize,
 }
 
+/// What the target holds wrongly: items missing or different, items stored twice.
+struct Target {
+    lost: Vec<String>,
+    duplicates: Vec<String>,
+}
+
+/// Checks a kill scenario's target (a versioned bucket) and runs, and records its figures.
 #[allow(clippy::too_many_arguments)]
 async fn check_and_record(
     scenario: &str,
@@ -124,37 +131,68 @@ async fn check_and_record(
     outcome: Outcome,
 ) {
     let comparison = compare_versioned(s3, target_bucket, prefix, expected, 1).await;
+    let target = Target { lost: comparison.lost, duplicates: comparison.duplicates };
     let manifests = manifests(s3, control_bucket, job).await;
+    check_runs_and_record(scenario, kind, s3, control_bucket, manifests, source_keys, target, outcome).await;
+    assert!(open_uploads(s3, target_bucket).await.is_empty(), "multipart uploads left open");
+}
+
+/// The checks of the target, of the runs' manifests (every item counted as copied once over
+/// all of them, the last run copying nothing) and of the kills, with the figures recorded.
+#[allow(clippy::too_many_arguments)]
+async fn check_runs_and_record(
+    scenario: &str,
+    kind: &str,
+    s3: &aws_sdk_s3::Client,
+    control_bucket: &str,
+    manifests: Vec<Value>,
+    source_keys: &BTreeSet<String>,
+    target: Target,
+    outcome: Outcome,
+) {
     let (twice, never) = miscounted(&copies_by_key(&manifests), source_keys);
     let last = manifests.last().expect("a manifest");
     let interrupted = manifests.iter().filter(|m| m["status"] == "interrupted").count();
+    let (killed, alone) = (outcome.kills.killed, outcome.kills.finished_alone);
     reliability::record(&Figures {
         scenario: scenario.into(),
         kind: kind.into(),
-        items: expected.len(),
-        faults_injected: outcome.kills.killed,
-        runs: outcome.kills.killed + outcome.kills.finished_alone + 2,
-        lost: comparison.lost.len(),
-        duplicates: comparison.duplicates.len() + twice.len(),
+        items: source_keys.len(),
+        faults_injected: killed,
+        runs: killed + alone + 2,
+        lost: target.lost.len(),
+        duplicates: target.duplicates.len() + twice.len(),
         note: format!(
-            "{} runs killed, {} finished before their kill, {interrupted} recorded as interrupted",
-            outcome.kills.killed, outcome.kills.finished_alone
+            "{killed} runs killed, {alone} finished before their kill, {interrupted} recorded as interrupted"
         ),
         ..Default::default()
     });
-    assert!(comparison.lost.is_empty(), "lost or wrong: {:?}", comparison.lost);
-    assert!(comparison.duplicates.is_empty(), "stored twice (extra versions): {:?}", comparison.duplicates);
+    assert!(target.lost.is_empty(), "lost or wrong: {:?}", target.lost);
+    assert!(target.duplicates.is_empty(), "stored twice (extra versions): {:?}", target.duplicates);
     assert!(twice.is_empty(), "counted as copied by more than one run: {twice:?}");
     assert!(never.is_empty(), "never counted as copied: {never:?}");
     assert_eq!(last["counts"]["copied"], 0, "the run after the last copies nothing: {}", last["counts"]);
     assert_eq!(last["status"], "succeeded");
-    let (killed, alone) = (outcome.kills.killed, outcome.kills.finished_alone);
     assert!(
         killed as usize >= outcome.runs_recorded / 2,
         "most runs should have been killed: {killed} killed, {alone} not"
     );
     assert!(keys(s3, control_bucket, "_backline/open-runs/").await.is_empty(), "open markers left behind");
-    assert!(open_uploads(s3, target_bucket).await.is_empty(), "multipart uploads left open");
+}
+
+/// Writes `files` under `folder` and a job file backing the folder up into buckets named
+/// `prefix-…`; returns the job file.
+fn folder_and_job(folder: &std::path::Path, files: &[(String, Vec<u8>)], prefix: &str) -> String {
+    for (key, body) in files {
+        let path = folder.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    write_job_file(&format!(
+        "[[jobs]]\nname = \"images\"\nkind = \"filesystem\"\nconcurrency = 4\nfolders = [{:?}]\n[jobs.target]\n\
+         bucket_prefix = \"{prefix}\"\nstorage_class = \"STANDARD\"\nmultipart_threshold = \"5 MiB\"\n",
+        folder.display().to_string()
+    ))
 }
 
 #[tokio::test]
@@ -245,17 +283,8 @@ async fn folder_backup_killed_at_random_points_loses_and_duplicates_nothing() {
     let s3 = Moto::get().clients().await.s3;
     let folder = std::env::temp_dir().join(unique("kill-folder"));
     let files = bodies(reliability::size(150, 400), 50);
-    for (key, body) in &files {
-        let path = folder.join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
     let prefix = unique("kf");
-    let file = write_job_file(&format!(
-        "[[jobs]]\nname = \"images\"\nkind = \"filesystem\"\nconcurrency = 4\nfolders = [{:?}]\n[jobs.target]\n\
-         bucket_prefix = \"{prefix}\"\nstorage_class = \"STANDARD\"\nmultipart_threshold = \"5 MiB\"\n",
-        folder.display().to_string()
-    ));
+    let file = folder_and_job(&folder, &files, &prefix);
     let times = reliability::size(6, 20);
     let kills = kill_repeatedly(&file, times, &mut Lcg(11), WINDOW).await;
     run_to_end(&file);
@@ -291,17 +320,8 @@ async fn folder_restore_killed_at_random_points_loses_and_duplicates_nothing() {
     let s3 = Moto::get().clients().await.s3;
     let folder = std::env::temp_dir().join(unique("kill-restore-src"));
     let files = bodies(reliability::size(150, 400), 50);
-    for (key, body) in &files {
-        let path = folder.join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
     let prefix = unique("kr");
-    let file = write_job_file(&format!(
-        "[[jobs]]\nname = \"images\"\nkind = \"filesystem\"\nconcurrency = 4\nfolders = [{:?}]\n[jobs.target]\n\
-         bucket_prefix = \"{prefix}\"\nstorage_class = \"STANDARD\"\nmultipart_threshold = \"5 MiB\"\n",
-        folder.display().to_string()
-    ));
+    let file = folder_and_job(&folder, &files, &prefix);
     run_to_end(&file);
     // An uninterrupted restore elsewhere sets the pace: the kills land early in a run.
     let scratch = std::env::temp_dir().join(unique("kill-restore-scratch")).display().to_string();
@@ -335,37 +355,18 @@ async fn folder_restore_killed_at_random_points_loses_and_duplicates_nothing() {
             }
         }
     }
+    assert!(leftovers.is_empty(), "partial files left behind: {leftovers:?}");
     let control = format!("{prefix}-backline");
     // The runs into this folder, not the one that set the pace.
     let mut manifests = manifests(&s3, &control, "images-restore").await;
     manifests.retain(|m| m["target"] == to_text.as_str());
     let source_keys = files.iter().map(|(k, _)| key_of(k)).collect();
-    let (twice, never) = miscounted(&copies_by_key(&manifests), &source_keys);
-    let last = manifests.last().expect("a manifest");
-    let interrupted = manifests.iter().filter(|m| m["status"] == "interrupted").count();
-    reliability::record(&Figures {
-        scenario: "SIGKILL at random points, then run to the end".into(),
-        kind: "filesystem-restore".into(),
-        items: files.len(),
-        faults_injected: kills.killed,
-        runs: kills.killed + kills.finished_alone + 2,
-        lost: lost.len(),
-        duplicates: twice.len(),
-        note: format!(
-            "{} runs killed, {} finished before their kill, {interrupted} recorded as interrupted",
-            kills.killed, kills.finished_alone
-        ),
-        ..Default::default()
-    });
-    assert!(lost.is_empty(), "lost or wrong: {lost:?}");
-    assert!(leftovers.is_empty(), "partial files left behind: {leftovers:?}");
-    assert!(twice.is_empty(), "counted as restored by more than one run: {twice:?}");
-    assert!(never.is_empty(), "never counted as restored: {never:?}");
-    assert_eq!(last["counts"]["copied"], 0, "the run after the last restores nothing: {}", last["counts"]);
-    assert_eq!(last["status"], "succeeded");
-    let (killed, alone) = (kills.killed, kills.finished_alone);
-    assert!(killed as usize >= times / 2, "most runs should have been killed: {killed} killed, {alone} not");
-    assert!(keys(&s3, &control, "_backline/open-runs/").await.is_empty(), "open markers left behind");
+    // A folder keeps no versions: a file written twice leaves no trace but its count.
+    let target = Target { lost, duplicates: Vec::new() };
+    let outcome = Outcome { kills, runs_recorded: times };
+    let scenario = "SIGKILL at random points, then run to the end";
+    check_runs_and_record(scenario, "filesystem-restore", &s3, &control, manifests, &source_keys, target, outcome)
+        .await;
 }
 
 #[tokio::test]
@@ -373,22 +374,9 @@ async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
     let s3 = Moto::get().clients().await.s3;
     let n = reliability::size(60, 150);
     // Big enough that a run takes a few seconds, so the kills land in every stage.
-    let books: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({"id": format!("w{i:03}"), "name": format!("Book {i:03}"), "projectId": "p", "ownerId": "u",
-                   "text": format!("workbook {i} ").repeat(30_000), "updatedAt": "2026-01-02T00:00:00Z"})
-        })
-        .collect();
-    let world = json!({
-        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
-        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
-                   "users": [{"id": "u", "name": "admin", "siteRole": "SiteAdministratorCreator"}],
-                   "projects": [{"id": "p", "name": "Top", "parentProjectId": null}], "workbooks": books}]
-    });
+    let world = backline_tests::tableau::one_site_world(n, |i| format!("workbook {i} ").repeat(30_000));
     let tableau = backline_tests::tableau::TableauServer::start(&world).await;
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("k").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let token_env = backline_tests::tableau::token_env();
     let job_file = |name: &str, bucket: &str| {
         write_job_file(&format!(
             "[[jobs]]\nname = \"{name}\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"{}\"\n\

@@ -2,9 +2,38 @@
 
 use std::ops::Deref;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::emulator::Emulator;
+
+/// The personal access token every test world grants (`backline`, for user `admin`).
+pub const PAT_SECRET: &str = "pat-secret";
+
+/// An environment variable of this test's own holding [`PAT_SECRET`], for a job's
+/// `token_secret = "env:NAME"`; its name is returned.
+pub fn token_env() -> String {
+    let name = format!("TABLEAU_TOKEN_{}", crate::unique("t").replace('-', "_"));
+    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
+    unsafe { std::env::set_var(&name, PAT_SECRET) };
+    name
+}
+
+/// One site (Default) with one project (Top) and `n` workbooks `Book 000`…, workbook `i`
+/// holding `text(i)`, all last updated at the same time.
+pub fn one_site_world(n: usize, text: impl Fn(usize) -> String) -> Value {
+    let books: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"id": format!("w{i:03}"), "name": format!("Book {i:03}"), "projectId": "p", "ownerId": "u",
+                   "text": text(i), "updatedAt": "2026-01-02T00:00:00Z"})
+        })
+        .collect();
+    json!({
+        "credentials": {"pats": {"backline": {"secret": PAT_SECRET, "user": "admin"}}},
+        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
+                   "users": [{"id": "u", "name": "admin", "siteRole": "SiteAdministratorCreator"}],
+                   "projects": [{"id": "p", "name": "Top", "parentProjectId": null}], "workbooks": books}]
+    })
+}
 
 pub struct TableauServer(Emulator);
 

@@ -348,18 +348,7 @@ async fn objects_of(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, V
 async fn tableau_backup_survives_server_errors_resets_and_s3_slowdowns() {
     let moto = Moto::get().clients().await;
     let n = reliability::size(30, 200);
-    let books: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({"id": format!("w{i:03}"), "name": format!("Book {i:03}"), "projectId": "p", "ownerId": "u",
-                   "text": format!("workbook {i} ").repeat(50), "updatedAt": "2026-01-02T00:00:00Z"})
-        })
-        .collect();
-    let world = json!({
-        "credentials": {"pats": {"backline": {"secret": "pat-secret", "user": "admin"}}},
-        "sites": [{"id": "site-default", "name": "Default", "contentUrl": "",
-                   "users": [{"id": "u", "name": "admin", "siteRole": "SiteAdministratorCreator"}],
-                   "projects": [{"id": "p", "name": "Top", "parentProjectId": null}], "workbooks": books}]
-    });
+    let world = backline_tests::tableau::one_site_world(n, |i| format!("workbook {i} ").repeat(50));
     let tableau = backline_tests::tableau::TableauServer::start(&world).await;
     let tableau_faults = json!([
         {"name": "tableau-500", "fault": "internal", "rate": 0.05, "path": "/content"},
@@ -367,9 +356,7 @@ async fn tableau_backup_survives_server_errors_resets_and_s3_slowdowns() {
     ]);
     let tableau_proxy = FaultProxy::start(&tableau.url, tableau_faults).await;
     let s3_proxy = FaultProxy::start(&Moto::get().endpoint, unreliable_s3()).await;
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let token_env = backline_tests::tableau::token_env();
     let job_into = |server: &str, bucket: &str| {
         job(&format!(
             "[[jobs]]\nname = \"tableau-prod\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"{server}\"\n\

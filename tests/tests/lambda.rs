@@ -384,9 +384,7 @@ async fn a_tableau_backup_runs_through_the_three_handlers_and_waits_out_a_429_in
     server.post("faults", &json!({"throttle": {"count": 1, "retry_after": 1, "path_contains": "/content"}})).await;
     let bucket = unique("tableau");
     create_bucket(&stack.clients.s3, &bucket).await;
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("l").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let token_env = backline_tests::tableau::token_env();
     let job = json!({"name": "tableau-lambda", "kind": "tableau",
         "source": {"server": server.url, "api_version": "3.19", "token_name": "backline", "token_secret": format!("env:{token_env}")},
         "target": {"bucket": bucket}});
@@ -427,9 +425,7 @@ async fn a_tableau_restore_request_publishes_through_the_handlers() {
     });
     let server = backline_tests::tableau::TableauServer::start(&world).await;
     let bucket = unique("tableau");
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("r").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let token_env = backline_tests::tableau::token_env();
     let config = std::env::temp_dir().join(format!("{}.toml", unique("tableau-jobs")));
     std::fs::write(
         &config,

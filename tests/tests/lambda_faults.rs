@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline::model::Status;
 use backline::pipeline::{finalizer, worker};
@@ -73,19 +72,9 @@ fn event_ending_in(records: &[(String, String)], seconds: i64) -> LambdaEvent<aw
     event
 }
 
-async fn chunks_done(stack: &Stack, run_id: &str) -> String {
-    let item = stack
-        .clients
-        .dynamodb
-        .get_item()
-        .table_name(&stack.deployment.ledger_table)
-        .key("pk", AttributeValue::S(run_id.into()))
-        .key("sk", AttributeValue::S("run".into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    item.item().and_then(|i| i.get("done")).and_then(|v| v.as_n().ok()).cloned().unwrap_or_default()
+/// Chunk deliveries the ledger counted as done.
+async fn chunks_done(stack: &Stack, run_id: &str) -> u64 {
+    stack.engine.ledger.progress(run_id).await.unwrap().expect("the run is in the ledger").done
 }
 
 /// Finalizes through the handler (every finalize message queued, each delivered `times`) and
@@ -135,11 +124,21 @@ async fn a_worker_that_dies_at_its_deadline_leaves_nothing_copied_twice_or_count
         let proxy = FaultProxy::start(&Moto::get().endpoint, rule).await;
         let setup = setup(proxy.clients().await, n).await;
         assert_eq!(setup.records.len(), 1, "{scenario}: one chunk");
-        // The Lambda must end in 2 s; it is cut off (its future dropped) at 4 s, still waiting.
+        // The Lambda must end in 2 s. Once the proxy holds its request, it is cut off (its
+        // future dropped), and the redelivery comes after the deadline.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
         let dying = backline_worker::handler(&setup.stack.engine, event_ending_in(&setup.records, 2));
-        let cut = tokio::time::timeout(Duration::from_secs(4), dying).await;
-        assert!(cut.is_err(), "{scenario}: the worker finished; the stall did not hold it");
+        let stalled = async {
+            while proxy.faults().await == 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            _ = dying => panic!("{scenario}: the worker finished; the stall did not hold it"),
+            held = tokio::time::timeout(Duration::from_secs(60), stalled) => held.expect("the stall never came"),
+        }
         assert_eq!(proxy.faults().await, 1, "{scenario}");
+        tokio::time::sleep_until(deadline + Duration::from_millis(100)).await;
 
         // SQS delivers the message again after its visibility time-out, past the deadline.
         let calm = setup.stack.deployment.engine(Moto::get().clients().await);
@@ -151,7 +150,7 @@ async fn a_worker_that_dies_at_its_deadline_leaves_nothing_copied_twice_or_count
         let comparison = compare_versioned(&moto.s3, &setup.target, "", &setup.expected, 1).await;
         record(scenario, n, 1, comparison.lost.len(), comparison.duplicates.len());
         assert!(comparison.lost.is_empty() && comparison.duplicates.is_empty(), "{scenario}: {comparison:?}");
-        assert_eq!(chunks_done(&setup.stack, &setup.run_id).await, "1", "{scenario}: the chunk counted once");
+        assert_eq!(chunks_done(&setup.stack, &setup.run_id).await, 1, "{scenario}: the chunk counted once");
         assert_eq!(finals, 1, "{scenario}: one finalize message");
         let copied: BTreeSet<&str> =
             manifest.tasks.iter().filter(|t| t.status == Status::Ok).map(|t| t.key.as_str()).collect();
@@ -181,7 +180,7 @@ async fn a_chunk_delivered_twice_at_once_runs_once_and_the_second_delivery_comes
     let comparison = compare_versioned(&moto.s3, &setup.target, "", &setup.expected, 1).await;
     record("a chunk delivered twice at once", n, 1, comparison.lost.len(), comparison.duplicates.len());
     assert!(comparison.lost.is_empty() && comparison.duplicates.is_empty(), "{comparison:?}");
-    assert_eq!(chunks_done(&setup.stack, &setup.run_id).await, "1");
+    assert_eq!(chunks_done(&setup.stack, &setup.run_id).await, 1);
     assert_eq!((finals, manifest.counts.copied, manifest.counts.failed), (1, n as u64, 0));
 }
 

@@ -187,9 +187,7 @@ async fn setup(world: &Value) -> (AwsClients, TableauServer, String, String, Str
     let (bucket, reports) = (unique("tableau"), unique("reports"));
     create_bucket(&clients.s3, &bucket).await;
     create_bucket(&clients.s3, &reports).await;
-    let token_env = format!("TABLEAU_TOKEN_{}", unique("t").replace('-', "_"));
-    // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
-    unsafe { std::env::set_var(&token_env, "pat-secret") };
+    let token_env = backline_tests::tableau::token_env();
     (clients, server, bucket, reports, token_env)
 }
 

@@ -126,24 +126,8 @@ async fn copy_whole(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Resul
     // A copy keeps the source's ETag unless KMS encrypts it.
     let etag = request.if_match.filter(|_| request.kms_key_id.is_none());
     let target = Attempt { s3, bucket: request.target_bucket, key: request.target_key, size: request.size, etag };
-    match write_once(&target, "CopyObject", send).await {
-        Ok(Ok(output)) => {
-            let result = output.copy_object_result();
-            Ok(Copied {
-                bytes: request.size,
-                target_etag: result.and_then(|r| r.e_tag()).map(str::to_string),
-                multipart: false,
-                checksum: result.and_then(|r| r.checksum_crc64_nvme()).map(str::to_string),
-            })
-        }
-        Ok(Err(landed)) => Ok(Copied {
-            bytes: request.size,
-            target_etag: landed.e_tag().map(str::to_string),
-            multipart: false,
-            checksum: landed.checksum_crc64_nvme().map(str::to_string),
-        }),
-        Err(err) => Err(classify("CopyObject", &err)),
-    }
+    let written = write_once(&target, "CopyObject", send).await.map_err(|e| classify("CopyObject", &e))?;
+    Ok(Copied { bytes: request.size, target_etag: written.etag, multipart: false, checksum: written.checksum })
 }
 
 async fn source_tags(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Result<Vec<(String, String)>, CopyFailure> {
@@ -258,11 +242,10 @@ async fn copy_by_parts(s3: &aws_sdk_s3::Client, request: &CopyRequest<'_>) -> Re
                     .send()
             };
             let target = Attempt { s3, bucket: request.target_bucket, key: request.target_key, size, etag: None };
-            match write_once(&target, "CompleteMultipartUpload", send).await {
-                Ok(Ok(output)) => Ok(output.e_tag().map(str::to_string)),
-                Ok(Err(landed)) => Ok(landed.e_tag().map(str::to_string)),
-                Err(err) => Err(classify("CompleteMultipartUpload", &err)),
-            }
+            write_once(&target, "CompleteMultipartUpload", send)
+                .await
+                .map(|written| written.etag)
+                .map_err(|e| classify("CompleteMultipartUpload", &e))
         }
         Err(failure) => Err(failure),
     };

@@ -83,19 +83,9 @@ where
                     .send()
             };
             let target = Attempt { s3, bucket: to.bucket, key: to.key, size: bytes, etag: None };
-            match write_once(&target, "PutObject", send).await {
-                Ok(Ok(output)) => Ok(Uploaded {
-                    bytes,
-                    etag: output.e_tag().map(str::to_string),
-                    version_id: output.version_id().map(str::to_string),
-                }),
-                Ok(Err(landed)) => Ok(Uploaded {
-                    bytes,
-                    etag: landed.e_tag().map(str::to_string),
-                    version_id: landed.version_id().map(str::to_string),
-                }),
-                Err(e) => Err(format!("PutObject: {}", error_text(&e))),
-            }
+            let written =
+                write_once(&target, "PutObject", send).await.map_err(|e| format!("PutObject: {}", error_text(&e)))?;
+            Ok(Uploaded { bytes, etag: written.etag, version_id: written.version_id })
         }
         (Ok(()), Some(mut multipart)) => {
             if !buffer.is_empty()
@@ -172,13 +162,11 @@ impl Multipart {
                 .send()
         };
         let target = Attempt { s3, bucket: to.bucket, key: to.key, size: bytes, etag: None };
-        let written = match write_once(&target, "CompleteMultipartUpload", send).await {
-            Ok(Ok(output)) => (output.e_tag().map(str::to_string), output.version_id().map(str::to_string)),
-            Ok(Err(landed)) => (landed.e_tag().map(str::to_string), landed.version_id().map(str::to_string)),
-            Err(e) => return Err(format!("CompleteMultipartUpload: {}", error_text(&e))),
-        };
+        let written = write_once(&target, "CompleteMultipartUpload", send)
+            .await
+            .map_err(|e| format!("CompleteMultipartUpload: {}", error_text(&e)))?;
         super::uploads::closed(&self.upload_id);
-        Ok(written)
+        Ok((written.etag, written.version_id))
     }
 
     async fn abort(&self, s3: &aws_sdk_s3::Client, to: &Destination<'_>) {

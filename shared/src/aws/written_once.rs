@@ -11,7 +11,10 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
+use aws_sdk_s3::operation::copy_object::CopyObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::types::ChecksumMode;
 use chrono::Utc;
 
@@ -33,14 +36,74 @@ pub struct Attempt<'a> {
     pub etag: Option<&'a str>,
 }
 
-/// Sends the write until it succeeds (`Ok(Ok(answer))`), the target shows that an attempt
-/// whose answer was lost landed (`Ok(Err(what HeadObject says of it))`), or it fails for good.
+/// What S3 says of a write: from its answer, or from HeadObject when the answer was lost.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Written {
+    pub etag: Option<String>,
+    pub version_id: Option<String>,
+    /// The full-object CRC64NVME checksum, where S3 gives one.
+    pub checksum: Option<String>,
+}
+
+/// An answer that says what was written.
+pub trait Answer {
+    fn written(&self) -> Written;
+}
+
+fn owned(text: Option<&str>) -> Option<String> {
+    text.map(str::to_string)
+}
+
+impl Answer for CopyObjectOutput {
+    fn written(&self) -> Written {
+        let result = self.copy_object_result();
+        Written {
+            etag: owned(result.and_then(|r| r.e_tag())),
+            version_id: owned(self.version_id()),
+            checksum: owned(result.and_then(|r| r.checksum_crc64_nvme())),
+        }
+    }
+}
+
+impl Answer for PutObjectOutput {
+    fn written(&self) -> Written {
+        Written {
+            etag: owned(self.e_tag()),
+            version_id: owned(self.version_id()),
+            checksum: owned(self.checksum_crc64_nvme()),
+        }
+    }
+}
+
+impl Answer for CompleteMultipartUploadOutput {
+    fn written(&self) -> Written {
+        Written {
+            etag: owned(self.e_tag()),
+            version_id: owned(self.version_id()),
+            checksum: owned(self.checksum_crc64_nvme()),
+        }
+    }
+}
+
+impl Answer for HeadObjectOutput {
+    fn written(&self) -> Written {
+        Written {
+            etag: owned(self.e_tag()),
+            version_id: owned(self.version_id()),
+            checksum: owned(self.checksum_crc64_nvme()),
+        }
+    }
+}
+
+/// Sends the write until it succeeds, the target shows that an attempt whose answer was lost
+/// landed, or it fails for good.
 pub async fn write_once<T, E, F, Fut>(
     target: &Attempt<'_>,
     operation: &str,
     send: F,
-) -> Result<Result<T, HeadObjectOutput>, SdkError<E, HttpResponse>>
+) -> Result<Written, SdkError<E, HttpResponse>>
 where
+    T: Answer,
     F: Fn() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata,
@@ -49,7 +112,7 @@ where
     let mut attempt = 1;
     loop {
         let err = match send().await {
-            Ok(answer) => return Ok(Ok(answer)),
+            Ok(answer) => return Ok(answer.written()),
             Err(err) => err,
         };
         let retry = worth_retrying(&err);
@@ -59,7 +122,7 @@ where
             && let Some(head) = landed(target, since).await
         {
             tracing::debug!(key = target.key, operation, attempt, "an attempt whose answer was lost had landed");
-            return Ok(Err(head));
+            return Ok(head.written());
         }
         if !retry || attempt >= ATTEMPTS {
             return Err(err);

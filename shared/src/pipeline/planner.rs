@@ -1,6 +1,5 @@
 //! The planner: list the source, diff against state, hand chunks to the queue, seal the run.
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::kind::{JobContext, KindTask, TaskClass, TaskLine};
@@ -62,13 +61,13 @@ pub struct TaskSink<'a> {
 }
 
 impl TaskSink<'_> {
-    /// When a killed earlier run that may have written the item `key` without recording it
-    /// started: the kind may look at the target before writing it again.
-    pub fn in_doubt(&self, key: &str) -> Option<DateTime<Utc>> {
-        self.in_doubt.get(key).copied()
-    }
-
+    /// Queues a task. One whose item a killed earlier run may have written without recording
+    /// it is marked in doubt ([`KindTask::in_doubt`]), so it looks at the target first.
     pub async fn push<T: KindTask>(&mut self, task: T) -> Result<(), EngineError> {
+        let task = match self.in_doubt.get(task.key()) {
+            Some(since) => task.in_doubt(*since),
+            None => task,
+        };
         let bytes = task.bytes();
         self.summary.count(task.class(), bytes, || task.describe());
         self.engine.progress.planned(task.key(), bytes);

@@ -160,9 +160,9 @@ async fn plan_unit(
                 if previous.is_some_and(|p: StateEntry| p.size == size && p.mtime == Some(mtime_ns)) {
                     sink.unchanged();
                 } else {
-                    let uploaded_since = sink.in_doubt(&key);
                     let bucket = unit.bucket.clone();
-                    sink.push(FilesystemTask::Upload { path, bucket, key, size, mtime_ns, uploaded_since }).await?;
+                    let upload = FilesystemTask::Upload { path, bucket, key, size, mtime_ns, uploaded_since: None };
+                    sink.push(upload).await?;
                 }
             }
             Found::Skip { key, reason } => {

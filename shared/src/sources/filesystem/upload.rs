@@ -154,11 +154,10 @@ async fn upload_whole(
             .send()
     };
     let target = written_once::Attempt { s3, bucket, key, size, etag: None };
-    match written_once::write_once(&target, "PutObject", send).await {
-        Ok(Ok(output)) => Ok(Attempt::Uploaded { etag: output.e_tag().map(str::to_string) }),
-        Ok(Err(landed)) => Ok(Attempt::Uploaded { etag: landed.e_tag().map(str::to_string) }),
-        Err(e) => Err(format!("PutObject: {}", error_text(&e))),
-    }
+    let written = written_once::write_once(&target, "PutObject", send)
+        .await
+        .map_err(|e| format!("PutObject: {}", error_text(&e)))?;
+    Ok(Attempt::Uploaded { etag: written.etag })
 }
 
 /// Streams the file in parts, a few in flight; the upload completes only if the file did not
@@ -202,11 +201,10 @@ async fn upload_parts(
                         .send()
                 };
                 let target = written_once::Attempt { s3, bucket, key, size, etag: None };
-                match written_once::write_once(&target, "CompleteMultipartUpload", send).await {
-                    Ok(Ok(output)) => Ok(Attempt::Uploaded { etag: output.e_tag().map(str::to_string) }),
-                    Ok(Err(landed)) => Ok(Attempt::Uploaded { etag: landed.e_tag().map(str::to_string) }),
-                    Err(e) => Err(format!("CompleteMultipartUpload: {}", error_text(&e))),
-                }
+                written_once::write_once(&target, "CompleteMultipartUpload", send)
+                    .await
+                    .map(|written| Attempt::Uploaded { etag: written.etag })
+                    .map_err(|e| format!("CompleteMultipartUpload: {}", error_text(&e)))
             }
             Ok(false) => Ok(Attempt::Changed),
             Err(message) => Err(message),

@@ -182,7 +182,7 @@ async fn plan_object(
             key: key.to_string(),
             target_key: target_key(spec, key),
             size,
-            copied_since: sink.in_doubt(key).filter(|_| !reappeared),
+            copied_since: None,
             etag,
             replace_tags: reappeared,
         },

@@ -84,7 +84,9 @@ impl KindTask for S3Task {
     }
 
     fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
-        if let S3Task::Copy { copied_since, .. } = &mut self {
+        // A copy that replaces a deletion-marked backup must run: the old copy may have the
+        // same ETag, and only the new one has the source's tags.
+        if let S3Task::Copy { copied_since, replace_tags: false, .. } = &mut self {
             *copied_since = Some(copied_since.map_or(since, |earlier| earlier.min(since)));
         }
         self
@@ -108,5 +110,20 @@ mod tests {
         let upload =
             serde_json::json!({"action": "upload", "path": "/a", "bucket": "b", "key": "a", "size": 1, "mtime_ns": 0});
         assert!(serde_json::from_value::<S3Task>(upload).is_err());
+    }
+
+    #[test]
+    fn a_copy_in_doubt_looks_first_unless_it_replaces_a_deletion_marked_backup() {
+        let since = chrono::Utc::now();
+        let copy = |replace_tags| S3Task::Copy {
+            key: "k".into(),
+            target_key: "k".into(),
+            size: 1,
+            etag: "e".into(),
+            replace_tags,
+            copied_since: None,
+        };
+        assert!(matches!(copy(false).in_doubt(since), S3Task::Copy { copied_since: Some(s), .. } if s == since));
+        assert!(matches!(copy(true).in_doubt(since), S3Task::Copy { copied_since: None, .. }));
     }
 }

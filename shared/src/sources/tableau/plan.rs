@@ -306,8 +306,8 @@ async fn plan_site(
             Some(_) => sink.unchanged(),
             None => {
                 let tags = workbook_tags(&site.name, project_path, workbook);
-                let downloaded_since = sink.in_doubt(&at.key);
-                sink.push(TableauTask::Download { at: at.clone(), tags, revision: None, downloaded_since }).await?;
+                sink.push(TableauTask::Download { at: at.clone(), tags, revision: None, downloaded_since: None })
+                    .await?;
             }
         }
         // Older revisions the server keeps, each backed up once, beside the workbook.
@@ -318,8 +318,8 @@ async fn plan_site(
             }
             let at = Placed { key: format!("{}.revisions/{}", at.key, revision.number), ..at.clone() };
             let tags = workbook_tags(&site.name, project_path, workbook);
-            let downloaded_since = sink.in_doubt(&at.key);
-            sink.push(TableauTask::Download { at, tags, revision: Some(revision.number), downloaded_since }).await?;
+            let revision = Some(revision.number);
+            sink.push(TableauTask::Download { at, tags, revision, downloaded_since: None }).await?;
         }
     }
     for (bucket, state) in &states {

@@ -123,7 +123,7 @@ pub async fn plan(
             },
         };
         let dest = dest.to_string_lossy().into_owned();
-        let restored_since = sink.in_doubt(&key);
+        let restored_since = None;
         sink.push(FilesystemRestoreTask::Download { bucket, key, version_id, size, archived, dest, restored_since })
             .await?;
     }

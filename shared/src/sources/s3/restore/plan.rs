@@ -215,7 +215,7 @@ async fn plan_current(
                 etag,
                 archived,
                 deleted,
-                restored_since: sink.in_doubt(key),
+                restored_since: None,
             })
             .await?;
         }
@@ -259,7 +259,7 @@ async fn plan_as_of(
                 etag,
                 archived: version.archived,
                 deleted: Some(entry.deleted),
-                restored_since: sink.in_doubt(&entry.target_key),
+                restored_since: None,
             },
             None => S3RestoreTask::Skip {
                 key: original.clone(),
