@@ -67,7 +67,7 @@ emulator-test: setup ## The Tableau, QuickSight, Lambda and Sentry emulators che
 	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/emulators
 
 # The fault and bad-input suites: the Rust tests that record figures, then the table.
-RELIABILITY_TESTS := -p backline-cli --test kill -p backline-tests --test bad_input --test faults --test faults_quicksight --test lambda_faults
+RELIABILITY_TESTS := -p backline-cli --test kill -p backline-tests --test bad_input --test faults --test faults_quicksight --test faults_tableau --test lambda_faults
 RELIABILITY_DIR := $(CURDIR)/target/reliability
 
 reliability: setup ## The fault and bad-input suites at full size (SIGKILL x20, 5 % 503s...); writes RELIABILITY.md

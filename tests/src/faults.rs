@@ -9,6 +9,15 @@ use serde_json::{Value, json};
 
 use crate::emulator::Emulator;
 
+/// 5 % of requests answered 503 SlowDown, 1 % reset before they reach the server: the S3 rules
+/// of the fault scenarios.
+pub fn unreliable_s3() -> Value {
+    json!([
+        {"name": "slowdown", "fault": "slowdown", "rate": 0.05},
+        {"name": "reset", "fault": "reset", "rate": 0.01},
+    ])
+}
+
 pub struct FaultProxy(Emulator);
 
 impl FaultProxy {

@@ -35,6 +35,12 @@ pub fn one_site_world(n: usize, text: impl Fn(usize) -> String) -> Value {
     })
 }
 
+/// The hex SHA-256 of `bytes`, as the emulator records what was published.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub struct TableauServer(Emulator);
 
 impl TableauServer {

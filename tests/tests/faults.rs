@@ -13,18 +13,10 @@ use backline::model::Status;
 use backline::pipeline::{NoProgress, events, local};
 use backline::store::Manifest;
 use backline::{Config, Job};
-use backline_tests::faults::FaultProxy;
+use backline_tests::faults::{FaultProxy, unreliable_s3};
 use backline_tests::reliability::{self, Figures, compare_versioned};
 use backline_tests::{Moto, TestObject, create_bucket, put, unique};
-use serde_json::{Value, json};
-
-/// 5 % SlowDown, 1 % reset, on every request through the proxy.
-fn unreliable_s3() -> Value {
-    json!([
-        {"name": "slowdown", "fault": "slowdown", "rate": 0.05},
-        {"name": "reset", "fault": "reset", "rate": 0.01},
-    ])
-}
+use serde_json::json;
 
 fn job(text: &str) -> Job {
     Config::parse(text, backline::config::Format::Toml, "faults.toml").expect("valid job").jobs.remove(0)
@@ -331,58 +323,4 @@ async fn a_source_replaced_between_listing_and_copy_is_stored_whole_in_its_new_v
     assert!(comparison.lost.is_empty(), "the backup is not the source's current version: {comparison:?}");
     assert!(comparison.duplicates.is_empty(), "{comparison:?}");
     assert_eq!(copied(&manifest), source_etags(s3, &source, &keys).await, "the manifest records the version copied");
-}
-
-/// Every object under a bucket, key -> bytes.
-async fn objects_of(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, Vec<u8>> {
-    let mut all = BTreeMap::new();
-    for key in backline_tests::keys(s3, bucket, "").await {
-        if !key.starts_with("_backline/") {
-            all.insert(key.clone(), backline_tests::body(s3, bucket, &key).await);
-        }
-    }
-    all
-}
-
-#[tokio::test]
-async fn tableau_backup_survives_server_errors_resets_and_s3_slowdowns() {
-    let moto = Moto::get().clients().await;
-    let n = reliability::size(30, 200);
-    let world = backline_tests::tableau::one_site_world(n, |i| format!("workbook {i} ").repeat(50));
-    let tableau = backline_tests::tableau::TableauServer::start(&world).await;
-    let tableau_faults = json!([
-        {"name": "tableau-500", "fault": "internal", "rate": 0.05, "path": "/content"},
-        {"name": "tableau-reset", "fault": "reset", "rate": 0.01},
-    ]);
-    let tableau_proxy = FaultProxy::start(&tableau.url, tableau_faults).await;
-    let s3_proxy = FaultProxy::start(&Moto::get().endpoint, unreliable_s3()).await;
-    let token_env = backline_tests::tableau::token_env();
-    let job_into = |server: &str, bucket: &str| {
-        job(&format!(
-            "[[jobs]]\nname = \"tableau-prod\"\nkind = \"tableau\"\n[jobs.source]\nserver = \"{server}\"\n\
-             api_version = \"3.19\"\ntoken_name = \"backline\"\ntoken_secret = \"env:{token_env}\"\n\
-             [jobs.target]\nbucket = \"{bucket}\"\n"
-        ))
-    };
-    let (calm, stormy) = (unique("tableau-calm"), unique("tableau-faults"));
-    create_bucket(&moto.s3, &calm).await;
-    create_bucket(&moto.s3, &stormy).await;
-    let reference = run(&moto, &job_into(&tableau.url, &calm)).await;
-    let manifest = run(&s3_proxy.clients().await, &job_into(&tableau_proxy.url, &stormy)).await;
-    let faults = tableau_proxy.faults().await + s3_proxy.faults().await;
-    let (want, got) = (objects_of(&moto.s3, &calm).await, objects_of(&moto.s3, &stormy).await);
-    let lost = want.iter().filter(|(k, b)| got.get(*k) != Some(*b)).count();
-    record(
-        "5 % server errors and 1 % resets (Tableau), 5 % SlowDown and 1 % resets (S3)",
-        "tableau",
-        n,
-        faults,
-        1,
-        lost,
-        0,
-    );
-    assert_eq!(reference.counts.copied, n as u64);
-    assert!(faults > 0, "the proxies injected nothing");
-    assert_eq!((manifest.status.as_str(), manifest.counts.copied), ("succeeded", n as u64), "{:?}", manifest.counts);
-    assert_eq!(lost, 0, "workbooks missing or different from a run without faults");
 }

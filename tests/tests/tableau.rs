@@ -194,9 +194,10 @@ async fn setup(world: &Value) -> (AwsClients, TableauServer, String, String, Str
 #[tokio::test]
 async fn an_old_object_of_an_unchanged_workbook_is_refreshed_with_its_tags() {
     let (clients, server, bucket, reports, token_env) = setup(&world()).await;
-    let job = finance_only(&server, &token_env, &bucket, &reports, json!({"refresh_after": "1s"}));
+    // Long enough that the third run comes within it even on a loaded machine.
+    let job = finance_only(&server, &token_env, &bucket, &reports, json!({"refresh_after": "3s"}));
     assert_eq!(run(&clients, &job).await.counts.copied, 2);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     let second = run(&clients, &job).await;
     assert_eq!(second.counts.copied, 0, "nothing downloaded again");
     let refreshed: Vec<_> = second.tasks.iter().filter(|o| o.action == backline::model::Action::Refresh).collect();
@@ -208,15 +209,16 @@ async fn an_old_object_of_an_unchanged_workbook_is_refreshed_with_its_tags() {
     assert_eq!(body(&clients, &bucket, key).await, b"misc");
     assert!(tags(&clients.s3, &bucket, key).await.iter().any(|(k, v)| k == "WorkbookId" && v == "f2"), "tags kept");
     let third = run(&clients, &job).await;
-    assert_eq!(third.counts.tasks, 0, "refreshed within the last second: nothing to do");
+    assert_eq!(third.counts.tasks, 0, "refreshed within the last three seconds: nothing to do");
 }
 
 #[tokio::test]
 async fn sessions_that_end_mid_run_are_signed_in_again() {
     let (clients, server, bucket, reports, token_env) = setup(&world()).await;
-    // Every session ends after a second, and each download takes most of one.
-    server.post("settings", &json!({"session_ttl_seconds": 1})).await;
-    server.post("faults", &json!({"delay": {"count": null, "seconds": 0.8, "path_contains": "/content"}})).await;
+    // Every session ends after two seconds, and each download takes most of them: the second
+    // download outlives the session, and its retry has half a second to spare.
+    server.post("settings", &json!({"session_ttl_seconds": 2})).await;
+    server.post("faults", &json!({"delay": {"count": null, "seconds": 1.5, "path_contains": "/content"}})).await;
     let job = finance_only(&server, &token_env, &bucket, &reports, json!({"concurrency": 1}));
     let manifest = run(&clients, &job).await;
     assert_eq!((manifest.counts.copied, manifest.counts.failed), (2, 0), "{:#?}", manifest.tasks);
@@ -242,11 +244,6 @@ fn restore_world() -> Value {
     world["sites"].as_array_mut().unwrap().push(json!({"id": "site-drill", "name": "Drill", "contentUrl": "drill",
         "users": [{"id": ADMIN, "name": "admin", "siteRole": "SiteAdministratorCreator"}, cassie], "projects": [], "workbooks": []}));
     world
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn restore(job: &Job, options: Value) -> Job {
@@ -275,7 +272,11 @@ async fn workbooks_are_published_back_as_of_a_run_into_recreated_projects() {
     let published = state["published"].as_array().unwrap();
     let ledger = published.iter().find(|p| p["name"] == "Ledger").expect("Ledger published");
     assert_eq!(ledger["siteContentUrl"], "drill");
-    assert_eq!(ledger["sha256"], sha256(b"ledger"), "the version of the first run, not the latest");
+    assert_eq!(
+        ledger["sha256"],
+        backline_tests::tableau::sha256(b"ledger"),
+        "the version of the first run, not the latest"
+    );
     let credentials = &ledger["connections"][0];
     assert_eq!(
         (credentials["serverAddress"].as_str(), credentials["credentials"]["name"].as_str()),
@@ -311,7 +312,7 @@ async fn workbooks_are_published_back_as_of_a_run_into_recreated_projects() {
     let last = state["published"].as_array().unwrap().iter().rev().find(|p| p["name"] == "Ledger").unwrap().clone();
     assert_eq!(
         (last["sha256"].as_str(), last["replaced"].as_bool()),
-        (Some(sha256(b"ledger v2").as_str()), Some(true))
+        (Some(backline_tests::tableau::sha256(b"ledger v2").as_str()), Some(true))
     );
 }
 
@@ -357,7 +358,7 @@ async fn older_revisions_are_backed_up_once_and_one_can_be_restored() {
     assert_eq!((restored.counts.copied, restored.counts.failed), (1, 0), "{:#?}", restored.tasks);
     let state = server.state().await;
     let misc = state["published"].as_array().unwrap().iter().find(|p| p["name"] == "Misc").unwrap().clone();
-    assert_eq!(misc["sha256"], sha256(b"misc r1"));
+    assert_eq!(misc["sha256"], backline_tests::tableau::sha256(b"misc r1"));
     let missing =
         job.spec.restore_job(&job, json!({"site": "finance", "workbook": "Ledger", "revision": 7})).unwrap().unwrap();
     let Err(err) = local::run(clients.clone(), &missing, chrono::Utc::now(), false, Arc::new(NoProgress)).await else {

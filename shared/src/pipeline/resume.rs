@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::kind::JobContext;
 use super::{Engine, EngineError, finalizer};
 use crate::config::Job;
-use crate::model::{Chunk, Outcome, RunRef};
+use crate::model::{Chunk, Outcome, RunRef, Status};
 use crate::store::ControlStore;
 
 /// What `resume` found of earlier runs.
@@ -120,6 +120,21 @@ impl Resumed {
             close(store, run).await;
         }
     }
+}
+
+/// What the runs the current one resumed recorded as done: the ok outcomes of the job's runs
+/// recorded as interrupted since its last run that ended otherwise, newest first. A kind whose
+/// plan learns nothing from a state (a restore that cannot tell its own writes by their
+/// content) reads them so as not to do again what a stopped run did.
+pub async fn done_by_stopped_runs(store: &ControlStore, job: &str) -> Result<Vec<(String, Outcome)>, EngineError> {
+    let manifests = store.manifests(job).await?;
+    let stopped = manifests.into_iter().rev().take_while(|m| m.status == "interrupted");
+    Ok(stopped
+        .flat_map(|m| {
+            let run_id = m.run_id;
+            m.tasks.into_iter().filter(|o| o.status == Status::Ok).map(move |o| (run_id.clone(), o))
+        })
+        .collect())
 }
 
 /// Records the keys a run inherited in doubt, so that if it dies too before settling them the

@@ -132,6 +132,7 @@ class Handler(BaseHTTPRequestHandler):
             if delay:
                 time.sleep(float(delay["seconds"]))
             with state.lock:
+                publish.settle(state)
                 response, truncate = self.handle_api(state, req, handler, needs_auth, params)
         except ApiError as e:
             response = e.response()

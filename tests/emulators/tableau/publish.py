@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -208,6 +209,7 @@ class Job:
         self.type = "PublishWorkbook"
         self.site_id, self.pending = site_id, pending
         self.created_at = self.started_at = now()
+        self.born = time.monotonic()
         self.polls = 0
         self.fails = None  # decided at the first poll that has to show the outcome
         self.final = None  # the completed view, repeated on every later poll
@@ -223,6 +225,17 @@ def get_job(state, req, site_id, job_id):
     root = xml_out.document()
     xml_out.job(root, job, _poll(state, req.site, job))
     return xml_response(root)
+
+
+def settle(state):
+    """Completes the publish jobs older than `job_seconds`, polled or not; the caller holds the lock."""
+    limit = state.settings.get("job_seconds")
+    if limit is None:
+        return
+    for job in list(state.jobs.values()):
+        if job.final is None and time.monotonic() - job.born >= float(limit):
+            job.polls = max(job.polls, int(state.settings["job_polls"]))
+            _poll(state, state.sites[job.site_id], job)
 
 
 def _poll(state, site, job):

@@ -245,6 +245,18 @@ def test_publish_large_chunked_as_job(emu, tmp_path):
     assert s.workbooks.get_by_id(done.workbook_id).name == "Large"
 
 
+def test_a_job_nobody_polls_completes_with_job_seconds(emu):
+    emu.control("settings", {"job_seconds": 0})
+    s = pat_server(emu)
+    s.workbooks.publish(
+        TSC.WorkbookItem(P_DEFAULT), os.path.join(FIXTURES, "SampleWB.twbx"), "CreateNew", as_job=True
+    )
+    # The next request finds the job done, its workbook there, though nobody asked after it.
+    assert [w.name for w in s.workbooks.filter(name="SampleWB")] == ["SampleWB"]
+    assert emu.state()["published"][0]["status"] == "done"
+    assert "GET jobs.get" not in emu.state()["route_counts"]
+
+
 def test_failed_job(emu):
     emu.control("faults", {"fail_job": True})
     s = pat_server(emu)

@@ -15,6 +15,7 @@ from sessions import Sessions
 
 DEFAULT_SETTINGS = {
     "job_polls": 2,  # polls that see a publish job unfinished; the next one sees it completed
+    "job_seconds": None,  # with a number, a publish job that old completes at the next request, polled or not
     "early_finish_code": True,  # the last unfinished poll already carries finishCode (no completedAt)
     "publish_job_finish_code": "1",  # the asJob publish answer carries finishCode="1", as the fixture does
     "single_publish_max_bytes": 64 * 1024 * 1024,  # larger single-request publishes get 400011

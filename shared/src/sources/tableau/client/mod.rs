@@ -37,6 +37,13 @@ impl TableauError {
             TableauError::Transport { .. } => None,
         }
     }
+
+    /// A dropped connection or a server error: the same request may succeed if sent again
+    /// (and a write may have taken effect or not).
+    pub fn transient(&self) -> bool {
+        matches!(self, TableauError::Transport { .. })
+            || self.status().is_some_and(|s| (500..600).contains(&s) && s != 501)
+    }
 }
 
 /// Page size asked for; servers may answer with fewer, and paging follows `totalAvailable`.
@@ -104,7 +111,23 @@ impl TableauClient {
         Ok(TableauClient { http, api: format!("{server}/api/{version}") })
     }
 
+    /// Signs in, again after a dropped connection or a server error: a sign-in whose answer was
+    /// lost only leaves a session that expires on its own.
     async fn sign_in(&self, login: &Login, site_content_url: &str) -> Result<Credentials, TableauError> {
+        let mut failures = 0;
+        loop {
+            match self.sign_in_once(login, site_content_url).await {
+                Err(error) if error.transient() && failures < TRANSIENT_RETRIES => {
+                    failures += 1;
+                    tracing::warn!(attempt = failures, %error, "Tableau sign-in failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(250 << failures)).await;
+                }
+                signed_in => return signed_in,
+            }
+        }
+    }
+
+    async fn sign_in_once(&self, login: &Login, site_content_url: &str) -> Result<Credentials, TableauError> {
         let call = "auth/signin";
         let response = self
             .http
@@ -155,6 +178,22 @@ impl Connection {
     where
         F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
     {
+        self.exchange(call, false, build).await
+    }
+
+    /// [`Connection::send`] for a write that is the same however often it is made (setting an
+    /// owner): sent again after a dropped connection or a server error, as reads are.
+    pub(super) async fn send_idempotent<F>(&self, call: &str, build: F) -> Result<reqwest::Response, TableauError>
+    where
+        F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    {
+        self.exchange(call, true, build).await
+    }
+
+    async fn exchange<F>(&self, call: &str, idempotent: bool, build: F) -> Result<reqwest::Response, TableauError>
+    where
+        F: Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    {
         let mut signed_in_again = false;
         let mut waited = Duration::ZERO;
         let mut transient_failures = 0;
@@ -170,15 +209,13 @@ impl Connection {
                 .map_err(|e| transport(call, e))?;
             // Reads may be sent again after a dropped connection or a server error; writes (a
             // publish, an appended upload chunk) may have taken effect and are not.
-            let repeatable = matches!(*request.method(), reqwest::Method::GET | reqwest::Method::HEAD);
+            let repeatable = idempotent || matches!(*request.method(), reqwest::Method::GET | reqwest::Method::HEAD);
             let error = match self.client.http.execute(request).await {
                 Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => failure(call, response).await,
                 Err(e) => transport(call, e),
             };
-            let transient = matches!(error, TableauError::Transport { .. })
-                || error.status().is_some_and(|s| (500..600).contains(&s) && s != 501);
-            if transient && repeatable && transient_failures < TRANSIENT_RETRIES {
+            if error.transient() && repeatable && transient_failures < TRANSIENT_RETRIES {
                 transient_failures += 1;
                 tracing::warn!(call, attempt = transient_failures, %error, "Tableau request failed; trying again");
                 tokio::time::sleep(Duration::from_millis(250 << transient_failures)).await;
@@ -272,7 +309,7 @@ impl Connection {
     /// Gives a workbook another owner.
     pub async fn set_owner(&self, workbook_id: &str, user_id: &str) -> Result<(), TableauError> {
         let body = format!("<tsRequest><workbook><owner id=\"{}\"/></workbook></tsRequest>", xml::escape(user_id));
-        self.send("update workbook", |http, base| {
+        self.send_idempotent("update workbook", |http, base| {
             http.put(format!("{base}/workbooks/{workbook_id}"))
                 .header(reqwest::header::CONTENT_TYPE, "application/xml")
                 .body(body.clone())

@@ -98,13 +98,37 @@ impl Connection {
                     let parent_attr =
                         parent.as_deref().map(|p| format!(" parentProjectId=\"{}\"", escape(p))).unwrap_or_default();
                     let body = format!("<tsRequest><project name=\"{}\"{parent_attr}/></tsRequest>", escape(name));
-                    let response = self
+                    let response = match self
                         .send("create project", |http, base| {
                             http.post(format!("{base}/projects"))
                                 .header(reqwest::header::CONTENT_TYPE, "application/xml")
                                 .body(body.clone())
                         })
-                        .await?;
+                        .await
+                    {
+                        Ok(response) => response,
+                        // There already: made by another restore, or by an earlier attempt whose
+                        // answer was lost.
+                        Err(TableauError::Api { status: 409, .. }) => {
+                            let listed = self.projects().await?;
+                            let same = |p: &&Project| p.name.eq_ignore_ascii_case(name) && p.parent_id == parent;
+                            let found = listed.iter().find(same).cloned();
+                            *projects = listed;
+                            match found {
+                                Some(project) => {
+                                    parent = Some(project.id);
+                                    continue;
+                                }
+                                None => {
+                                    return Err(transport(
+                                        "create project",
+                                        format!("{name:?} conflicts with a project that is not listed"),
+                                    ));
+                                }
+                            }
+                        }
+                        Err(err) => return Err(err),
+                    };
                     let text = response.text().await.map_err(|e| transport("create project", e))?;
                     let created = xml::projects(&text).map_err(|e| transport("create project", e))?;
                     let project =

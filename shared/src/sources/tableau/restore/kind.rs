@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{TableauRestoreJob, TableauRestoreTask, plan, publish};
 use crate::config::{BucketName, registry::KindEntry};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, parse_spec};
+use crate::pipeline::kind::{Executed, JobContext, Kind, decode_tasks, keys_of, parse_spec, tasks_in_doubt};
 use crate::pipeline::planner::TaskSink;
 
 pub const ENTRY: KindEntry = KindEntry {
@@ -50,6 +51,14 @@ impl Kind for TableauRestoreJob {
     async fn execute(&self, cx: &JobContext<'_>, tasks: Vec<Value>) -> Result<Executed, EngineError> {
         let tasks: Vec<TableauRestoreTask> = decode_tasks(ENTRY.name, tasks)?;
         publish::execute(cx, self, &tasks).await
+    }
+
+    fn task_keys(&self, tasks: &[Value]) -> Vec<String> {
+        keys_of::<TableauRestoreTask>(tasks)
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<TableauRestoreTask>(tasks, since)
     }
 
     /// A publish job that has not finished in six hours has failed.

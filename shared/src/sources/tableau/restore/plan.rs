@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use super::{TableauRestoreJob, TableauRestoreTask};
 use crate::aws::s3::list_versions;
 use crate::model::{Action, Status};
+use crate::pipeline::KindTask;
 use crate::pipeline::planner::TaskSink;
+use crate::pipeline::resume::done_by_stopped_runs;
 use crate::pipeline::{EngineError, JobContext};
 use crate::sources::s3::restore::select_run;
 use crate::sources::tableau::state::Item;
@@ -154,6 +156,13 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
             versions.insert((version.key, version.etag), version.version_id);
         }
     }
+    // What the runs this one resumes published: the same copy of the workbook to the same place
+    // is not published again (it would be refused as existing, or replaced by itself).
+    let done: HashMap<(String, Option<String>, Option<String>), String> = done_by_stopped_runs(&store, &cx.job.name)
+        .await?
+        .into_iter()
+        .map(|(run_id, outcome)| ((outcome.key, outcome.target_key, outcome.etag), run_id))
+        .collect();
     let to_site = site_url(options.to_site.as_deref().unwrap_or(&options.site)).to_string();
     for (held, project) in wanted {
         let from =
@@ -172,7 +181,7 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
             .await?;
             continue;
         }
-        sink.push(TableauRestoreTask::Publish {
+        let task = TableauRestoreTask::Publish {
             from,
             site: to_site.clone(),
             project,
@@ -181,11 +190,21 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
             key: held.key,
             version_id: version_id.clone(),
             size: held.size,
+            etag: held.etag,
             owner: held.item.owner.clone(),
             job_id: None,
             project_id: None,
-        })
-        .await?;
+            published_since: None,
+            tries: 0,
+        };
+        let outcome = task.outcome(Status::Ok);
+        match done.get(&(outcome.key.clone(), outcome.target_key, outcome.etag)) {
+            Some(run_id) => {
+                let reason = format!("published by run {run_id}, which stopped before finishing");
+                sink.push(TableauRestoreTask::Skip { from: outcome.key, reason }).await?;
+            }
+            None => sink.push(task).await?,
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use super::{TableauRestoreJob, TableauRestoreTask};
@@ -27,6 +28,11 @@ struct Shared {
     users: Vec<User>,
     connections: Vec<ConnectionCredentials>,
 }
+
+/// Publishes that fail for a dropped connection or a server error are tried this often again,
+/// after waits doubling from [`RETRY_WAIT`].
+const PUBLISH_TRIES: u32 = 4;
+const RETRY_WAIT: Duration = Duration::from_secs(1);
 
 fn failed(task: &TableauRestoreTask, detail: impl Into<String>) -> Outcome {
     task.outcome(Status::Failed).with_detail(detail)
@@ -143,8 +149,20 @@ async fn publish(
     shared: &Shared,
     task: &TableauRestoreTask,
 ) -> Step<TableauRestoreTask> {
-    let TableauRestoreTask::Publish { project, name, bucket, key, version_id, size, job_id, project_id, owner, .. } =
-        task
+    let TableauRestoreTask::Publish {
+        project,
+        name,
+        bucket,
+        key,
+        version_id,
+        size,
+        job_id,
+        project_id,
+        owner,
+        published_since,
+        tries,
+        ..
+    } = task
     else {
         unreachable!("called for publishes")
     };
@@ -153,6 +171,11 @@ async fn publish(
         TableauError::Throttled { retry_after, .. } => Some(*retry_after),
         _ => None,
     };
+    // A dropped connection or a server error is tried again a few times, the publish marked
+    // as maybe made.
+    let again = |err: &TableauError, at: DateTime<Utc>| {
+        (err.transient() && *tries < PUBLISH_TRIES).then(|| Step::Wait(task.tried(at), RETRY_WAIT * (1 << *tries)))
+    };
     if let Some(id) = job_id {
         return match connection.job_state(&Job { id: id.clone() }).await {
             Ok(JobState::Running) => Step::Wait(task.clone(), poll),
@@ -160,20 +183,40 @@ async fn publish(
                 let note = give_owner(connection, shared, name, project_id.as_deref(), owner).await;
                 Step::Done(task.outcome(Status::Ok).with_detail(format!("published (job {id}); {note}")))
             }
-            Ok(JobState::Failed(message)) => Step::Done(failed(task, message)),
+            Ok(JobState::Failed(message)) => {
+                // Refused as existing, perhaps, because an earlier publish of it landed first.
+                let earlier = match (published_since, project_id) {
+                    (Some(since), Some(project_id)) => {
+                        landed(connection, shared, task, project_id, *since).await.ok().flatten()
+                    }
+                    _ => None,
+                };
+                Step::Done(earlier.unwrap_or_else(|| failed(task, message)))
+            }
             Err(err) => match throttled(&err) {
                 Some(after) => Step::Wait(task.clone(), after),
                 None => Step::Done(failed(task, err.to_string())),
             },
         };
     }
+    let attempt = Utc::now();
     let project_id = {
         let mut projects = shared.projects.lock().await;
         match connection.ensure_project(&mut projects, project).await {
             Ok(id) => id,
-            Err(err) => return Step::Done(failed(task, format!("project {}: {err}", project.join("/")))),
+            Err(err) => {
+                return again(&err, attempt)
+                    .unwrap_or_else(|| Step::Done(failed(task, format!("project {}: {err}", project.join("/")))));
+            }
         }
     };
+    if let Some(since) = published_since {
+        match landed(connection, shared, task, &project_id, *since).await {
+            Ok(Some(outcome)) => return Step::Done(outcome),
+            Ok(None) => {}
+            Err(err) => return again(&err, attempt).unwrap_or_else(|| Step::Done(failed(task, err.to_string()))),
+        }
+    }
     if !spec.options.overwrite && Connection::existing(&shared.workbooks, name, &project_id).is_some() {
         return Step::Done(failed(
             task,
@@ -201,11 +244,43 @@ async fn publish(
     };
     match connection.publish(&what, body).await {
         Ok(job) => Step::Wait(task.started(job.id, &project_id), poll),
-        Err(err) => match throttled(&err) {
-            Some(after) => Step::Wait(task.clone(), after),
-            None => Step::Done(failed(task, err.to_string())),
-        },
+        Err(err) => {
+            if let Some(after) = throttled(&err) {
+                return Step::Wait(task.clone(), after);
+            }
+            if let Some(step) = again(&err, attempt) {
+                return step;
+            }
+            let earlier = match (published_since, err.status()) {
+                (Some(since), Some(403 | 409)) => {
+                    landed(connection, shared, task, &project_id, *since).await.ok().flatten()
+                }
+                _ => None,
+            };
+            Step::Done(earlier.unwrap_or_else(|| failed(task, err.to_string())))
+        }
     }
+}
+
+/// The outcome of a publish found made: the workbook of the task's name in its project,
+/// updated in or after the second of `since` (the server's clock keeps whole seconds).
+async fn landed(
+    connection: &Connection,
+    shared: &Shared,
+    task: &TableauRestoreTask,
+    project_id: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<Outcome>, TableauError> {
+    let TableauRestoreTask::Publish { name, owner, .. } = task else { return Ok(None) };
+    let workbooks = connection.workbooks().await?;
+    let Some(found) = Connection::existing(&workbooks, name, project_id) else { return Ok(None) };
+    let updated = DateTime::parse_from_rfc3339(&found.updated_at).map(|t| t.timestamp()).ok();
+    if updated.is_none_or(|updated| updated < since.timestamp()) {
+        return Ok(None);
+    }
+    let note = give_owner(connection, shared, name, Some(project_id), owner).await;
+    let detail = format!("published by an attempt that left no record (updated at {}); {note}", found.updated_at);
+    Ok(Some(task.outcome(Status::Ok).with_detail(detail)))
 }
 
 /// Gives the published workbook its original owner when that user is on the site; says what
