@@ -45,6 +45,29 @@ pub struct Figures {
     pub note: String,
 }
 
+impl Figures {
+    /// The figures of a scenario that ran its job once with faults injected.
+    pub fn of_one_run(
+        scenario: &str,
+        kind: &str,
+        items: usize,
+        faults: u64,
+        lost: usize,
+        duplicates: usize,
+    ) -> Figures {
+        Figures {
+            scenario: scenario.into(),
+            kind: kind.into(),
+            items,
+            faults_injected: faults,
+            runs: 1,
+            lost,
+            duplicates,
+            ..Default::default()
+        }
+    }
+}
+
 /// Writes the row; a scenario that asserts after recording still shows its figures.
 pub fn record(figures: &Figures) {
     let dir = dir();

@@ -1,5 +1,6 @@
 //! The Tableau emulator (`tests/emulators/tableau`) for tests.
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use serde_json::{Value, json};
@@ -39,6 +40,23 @@ pub fn one_site_world(n: usize, text: impl Fn(usize) -> String) -> Value {
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the emulator published into `Top` under the new top-level project `project` (a
+/// restore's `--to-project` of a [`one_site_world`]): each workbook's name with the SHA-256 of
+/// every publish of it that completed.
+pub fn published_under(state: &Value, project: &str) -> BTreeMap<String, Vec<String>> {
+    let created = state["projects_created"].as_array().expect("projects_created");
+    let top = created.iter().find(|p| p["name"] == project && p["parentProjectId"].is_null()).expect("the project");
+    let under = created.iter().find(|p| p["name"] == "Top" && p["parentProjectId"] == top["id"]).expect("Top under it");
+    let mut published: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for record in state["published"].as_array().expect("published") {
+        if record["projectId"] == under["id"] && record["status"] == "done" {
+            let name = record["name"].as_str().expect("a name").to_string();
+            published.entry(name).or_default().push(record["sha256"].as_str().expect("a SHA-256").to_string());
+        }
+    }
+    published
 }
 
 pub struct TableauServer(Emulator);

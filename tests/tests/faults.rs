@@ -60,16 +60,7 @@ async fn source_etags(s3: &aws_sdk_s3::Client, bucket: &str, keys: &[String]) ->
 }
 
 fn record(scenario: &str, kind: &str, items: usize, faults: u64, runs: u64, lost: usize, duplicates: usize) {
-    reliability::record(&Figures {
-        scenario: scenario.into(),
-        kind: kind.into(),
-        items,
-        faults_injected: faults,
-        runs,
-        lost,
-        duplicates,
-        ..Default::default()
-    });
+    reliability::record(&Figures { runs, ..Figures::of_one_run(scenario, kind, items, faults, lost, duplicates) });
 }
 
 #[tokio::test]

@@ -192,15 +192,7 @@ fn failed(manifest: &Manifest) -> Vec<(&str, Option<&str>)> {
 }
 
 fn record(kind: &str, items: usize, faults: u64, lost: usize) {
-    reliability::record(&Figures {
-        scenario: SCENARIO.into(),
-        kind: kind.into(),
-        items,
-        faults_injected: faults,
-        runs: 1,
-        lost,
-        ..Default::default()
-    });
+    reliability::record(&Figures::of_one_run(SCENARIO, kind, items, faults, lost, 0));
 }
 
 /// Keys of `want` that `got` lacks or holds otherwise, and keys only `got` holds.

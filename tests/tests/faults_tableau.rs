@@ -12,7 +12,7 @@ use backline::store::Manifest;
 use backline::{Config, Job};
 use backline_tests::faults::{FaultProxy, unreliable_s3};
 use backline_tests::reliability::{self, Figures};
-use backline_tests::tableau::{TableauServer, one_site_world, sha256, token_env};
+use backline_tests::tableau::{TableauServer, one_site_world, published_under, sha256, token_env};
 use backline_tests::{Moto, create_bucket, unique};
 use serde_json::{Value, json};
 
@@ -52,16 +52,7 @@ fn unreliable_tableau() -> Value {
 const SCENARIO: &str = "5 % server errors and 1 % resets (Tableau), 5 % SlowDown and 1 % resets (S3)";
 
 fn record(kind: &str, items: usize, faults: u64, lost: usize, duplicates: usize) {
-    reliability::record(&Figures {
-        scenario: SCENARIO.into(),
-        kind: kind.into(),
-        items,
-        faults_injected: faults,
-        runs: 1,
-        lost,
-        duplicates,
-        ..Default::default()
-    });
+    reliability::record(&Figures::of_one_run(SCENARIO, kind, items, faults, lost, duplicates));
 }
 
 #[tokio::test]
@@ -107,18 +98,8 @@ async fn tableau_restore_survives_server_errors_resets_and_s3_slowdowns() {
     let manifest = run(&s3_proxy.clients().await, &restore).await;
     let faults = tableau_proxy.faults().await + s3_proxy.faults().await;
 
-    // What was published under Restored/Top, by name: every completed publish.
     let state = tableau.state().await;
-    let created = state["projects_created"].as_array().unwrap();
-    let top = created.iter().find(|p| p["name"] == "Restored").expect("Restored created");
-    let under = created.iter().find(|p| p["parentProjectId"] == top["id"]).expect("Restored/Top created");
-    let mut published: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for record in state["published"].as_array().unwrap() {
-        if record["projectId"] == under["id"] && record["status"] == "done" {
-            let sha = record["sha256"].as_str().unwrap().to_string();
-            published.entry(record["name"].as_str().unwrap().to_string()).or_default().push(sha);
-        }
-    }
+    let published = published_under(&state, "Restored");
     let lost = (0..n)
         .filter(|i| {
             published.get(&format!("Book {i:03}")).is_none_or(|shas| !shas.contains(&sha256(text(*i).as_bytes())))
@@ -127,7 +108,10 @@ async fn tableau_restore_survives_server_errors_resets_and_s3_slowdowns() {
     let duplicates = published.values().filter(|shas| shas.len() > 1).count();
     record("tableau-restore", n, faults, lost, duplicates);
     assert!(faults > 0, "the proxies injected nothing");
-    let projects = created.iter().filter(|p| p["name"] == "Restored" || p["parentProjectId"] == top["id"]).count();
+    let created = state["projects_created"].as_array().unwrap();
+    let restored: Vec<&Value> = created.iter().filter(|p| p["name"] == "Restored").collect();
+    let projects =
+        restored.len() + created.iter().filter(|p| restored.iter().any(|r| p["parentProjectId"] == r["id"])).count();
     assert_eq!(projects, 2, "each project created once: {created:?}");
     assert_eq!((manifest.status.as_str(), manifest.counts.copied), ("succeeded", n as u64), "{:#?}", manifest.tasks);
     assert_eq!((lost, duplicates), (0, 0), "published: {published:?}");

@@ -91,16 +91,7 @@ async fn finalize(setup: &Setup, engine: &backline::Engine, times: usize) -> (Ma
 }
 
 fn record(scenario: &str, items: usize, faults: u64, lost: usize, duplicates: usize) {
-    reliability::record(&Figures {
-        scenario: scenario.into(),
-        kind: "s3 (Lambda)".into(),
-        items,
-        faults_injected: faults,
-        runs: 1,
-        lost,
-        duplicates,
-        ..Default::default()
-    });
+    reliability::record(&Figures::of_one_run(scenario, "s3 (Lambda)", items, faults, lost, duplicates));
 }
 
 /// Where the worker dies: what the scenario calls it, and the request it never gets an answer

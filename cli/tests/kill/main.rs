@@ -92,7 +92,12 @@ fn run_to_end(file: &str) {
 
 fn run_command_to_end(args: &[&str]) {
     let output = command(args).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 async fn manifests(s3: &aws_sdk_s3::Client, bucket: &str, job: &str) -> Vec<Value> {

@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline_tests::reliability;
 use backline_tests::{Moto, create_bucket, keys, unique};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{
     Lcg, Outcome, Target, check_and_record, check_runs, kill_command_repeatedly, kill_repeatedly, manifests,
@@ -69,22 +69,6 @@ async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
     .await;
 }
 
-/// The workbooks the emulator published into the project `name` (a new top-level project) and
-/// its sub-project `Top`: each name with the SHA-256 of every publish that completed.
-fn published_under(state: &Value, name: &str) -> BTreeMap<String, Vec<String>> {
-    let created = state["projects_created"].as_array().unwrap();
-    let top = created.iter().find(|p| p["name"] == name && p["parentProjectId"].is_null()).expect("the project");
-    let under = created.iter().find(|p| p["name"] == "Top" && p["parentProjectId"] == top["id"]).expect("Top under it");
-    let mut published: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for record in state["published"].as_array().unwrap() {
-        if record["projectId"] == under["id"] && record["status"] == "done" {
-            let name = record["name"].as_str().unwrap().to_string();
-            published.entry(name).or_default().push(record["sha256"].as_str().unwrap().to_string());
-        }
-    }
-    published
-}
-
 #[tokio::test]
 async fn tableau_restore_killed_at_random_points_publishes_each_workbook_once() {
     let s3 = Moto::get().clients().await.s3;
@@ -122,7 +106,7 @@ async fn tableau_restore_killed_at_random_points_publishes_each_workbook_once() 
     let kills = kill_command_repeatedly(&args, times, &mut Lcg(23), whole / 20..whole / 2).await;
     run_command_to_end(&args);
 
-    let published = published_under(&tableau.state().await, "Restored");
+    let published = backline_tests::tableau::published_under(&tableau.state().await, "Restored");
     let lost: Vec<String> = (0..n)
         .map(|i| format!("Book {i:03}"))
         .filter(|name| {
