@@ -48,6 +48,9 @@ pub async fn run_with(
     progress: Arc<dyn Progress>,
     options: EngineOptions,
 ) -> Result<LocalRun, EngineError> {
+    if options.resumable && !dry_run {
+        super::resume::wait_for_a_new_second().await;
+    }
     let run = RunRef::new(job, scheduled_at);
     if dry_run {
         let engine = Engine::standalone(clients).with_options(options);

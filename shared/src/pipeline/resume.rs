@@ -81,6 +81,17 @@ pub async fn chunk_started(
     Ok(())
 }
 
+/// Waits for the next whole second of the clock. S3 and Tableau keep times in whole seconds,
+/// and a run resuming a stopped one tells what that run wrote by it being written in or after
+/// the second the stopped run started. A resumable run starts on a new second so that nothing
+/// written before it began (by a run killed a moment earlier, or by one that just finished)
+/// shares its first second, and nothing it reads as unchanged was changed in that second.
+pub async fn wait_for_a_new_second() {
+    let into_second = Utc::now().timestamp_subsec_nanos();
+    let rest = 1_000_000_000u32.saturating_sub(into_second);
+    tokio::time::sleep(std::time::Duration::from_nanos(u64::from(rest) + 1_000_000)).await;
+}
+
 /// Finalizes, as interrupted, every earlier run of `job` that left an open marker.
 pub async fn resume(engine: &Engine, job: &Job, current: &RunRef) -> Result<Resumed, EngineError> {
     let store = ControlStore::new(engine.clients.s3.clone(), &current.control);

@@ -159,18 +159,17 @@ pub async fn run_chunk_until(
 
 async fn run_leased(engine: &Engine, job: &Job, run: &RunRef, chunk: &Chunk) -> Result<ChunkResult, EngineError> {
     let cx = JobContext { engine, job, run, dry_run: false };
-    if engine.options.resumable {
-        let keys = job.spec.task_keys(&chunk.tasks);
-        if !keys.is_empty() {
-            let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
-            super::resume::chunk_started(&store, run, chunk, keys).await?;
-        }
-    }
+    let store = ControlStore::new(engine.clients.s3.clone(), &run.control);
+    record_started(engine, job, run, &store, chunk).await?;
     let (outcomes, next) = execute(&cx, chunk).await?;
     let failed = outcomes.iter().filter(|o| o.status == Status::Failed).count();
-    ControlStore::new(engine.clients.s3.clone(), &run.control)
-        .put_outcomes(run, chunk.seq, chunk.attempt, &outcomes)
-        .await?;
+    if let Some((next, _)) = &next {
+        // The waiting tasks may have started something (a publish job) that lands while they
+        // wait: recorded as started before this attempt is recorded done, a kill in between
+        // leaves them in doubt rather than forgotten.
+        record_started(engine, job, run, &store, next).await?;
+    }
+    store.put_outcomes(run, chunk.seq, chunk.attempt, &outcomes).await?;
     let waiting_count = next.as_ref().map_or(0, |(chunk, _)| chunk.tasks.len());
     // Tasks of an attempt after the first were all waiting when it was sent.
     let was_waiting = if chunk.attempt > 0 { chunk.tasks.len() } else { 0 };
@@ -186,6 +185,21 @@ async fn run_leased(engine: &Engine, job: &Job, run: &RunRef, chunk: &Chunk) -> 
         finalize_if_complete(engine, job, run).await?;
     }
     Ok(ChunkResult::Done { tasks: outcomes.len(), failed, waiting: waiting_count })
+}
+
+/// Records the keys of a chunk attempt's tasks before they run (resumable engines only).
+async fn record_started(
+    engine: &Engine,
+    job: &Job,
+    run: &RunRef,
+    store: &ControlStore,
+    chunk: &Chunk,
+) -> Result<(), EngineError> {
+    let keys = if engine.options.resumable { job.spec.task_keys(&chunk.tasks) } else { Vec::new() };
+    if !keys.is_empty() {
+        super::resume::chunk_started(store, run, chunk, keys).await?;
+    }
+    Ok(())
 }
 
 /// Counts a chunk whose claim-check is gone as done with one failed outcome naming it, so the
