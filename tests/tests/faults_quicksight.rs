@@ -13,7 +13,7 @@ use backline::pipeline::{NoProgress, local};
 use backline::store::Manifest;
 use backline::{Config, Job};
 use backline_tests::faults::FaultProxy;
-use backline_tests::quicksight::QuickSightServer;
+use backline_tests::quicksight::{QuickSightServer, zip_entries};
 use backline_tests::reliability::{self, Figures};
 use backline_tests::{Moto, create_bucket, unique};
 use chrono::{DateTime, TimeZone, Utc};
@@ -156,24 +156,6 @@ impl Target {
         }
         written
     }
-}
-
-/// (name, CRC-32, size) of each entry, read from the zip's central directory.
-fn zip_entries(zip: &[u8]) -> Vec<(String, u32, u32)> {
-    let u16_at = |at: usize| u16::from_le_bytes([zip[at], zip[at + 1]]) as usize;
-    let u32_at = |at: usize| u32::from_le_bytes(zip[at..at + 4].try_into().unwrap());
-    let end = (0..zip.len().saturating_sub(21)).rev().find(|&at| u32_at(at) == 0x0605_4b50).expect("a zip");
-    let mut at = u32_at(end + 16) as usize;
-    let mut entries = Vec::new();
-    for _ in 0..u16_at(end + 10) {
-        assert_eq!(u32_at(at), 0x0201_4b50, "a central directory entry");
-        let (name_len, extra, comment) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
-        let name = String::from_utf8_lossy(&zip[at + 46..at + 46 + name_len]).into_owned();
-        entries.push((name, u32_at(at + 16), u32_at(at + 24)));
-        at += 46 + name_len + extra + comment;
-    }
-    entries.sort();
-    entries
 }
 
 fn at() -> DateTime<Utc> {

@@ -11,6 +11,7 @@ use backline_tests::reliability::{self, Figures, compare_versioned, copies_by_ke
 use backline_tests::{Moto, TestObject, create_bucket, keys, open_uploads, put, unique};
 use serde_json::Value;
 
+mod quicksight;
 mod tableau;
 
 fn command(args: &[&str]) -> Command {

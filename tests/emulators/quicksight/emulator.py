@@ -22,8 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 # its modules cannot clash with other emulators' modules of the same name.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from quicksight import assets, jobs, routes, users  # noqa: E402
+from quicksight import assets, exports, imports, jobs, routes, users  # noqa: E402
 from quicksight.world import ApiError, World  # noqa: E402
+
+# What each kind of job does when it finishes (see jobs.settle).
+JOB_RUNNERS = {"export": exports._run_export, "import": imports._run_import}
 
 # The credential scope of a SigV4 Authorization header: .../<date>/<region>/<service>/aws4_request
 SCOPE_RE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -146,6 +149,7 @@ class Handler(BaseHTTPRequestHandler):
             ctx.prepared = prepare(self.world, ctx)  # network I/O stays outside the lock
         try:
             with self.world.lock:
+                jobs.settle(self.world, JOB_RUNNERS)
                 injected = self.world.injected_error(op)
                 if injected:
                     raise injected

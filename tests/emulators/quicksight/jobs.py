@@ -4,7 +4,8 @@ machine, presigned download URLs, and the state dump.
 A job does its work when it leaves IN_PROGRESS, which happens on a Describe
 poll (see `advance`): the job advances one status after it has been seen
 `polls_per_status` times, so tests control exactly how many polls a client
-makes, and a job nobody polls keeps its concurrency slot as in QuickSight.
+makes, and a job nobody polls keeps its concurrency slot, unless `job_seconds` is set
+(see `settle`).
 """
 
 import hashlib
@@ -65,6 +66,23 @@ def advance(world, job, run):
             job["status"] = "FAILED_ROLLBACK_COMPLETED"
         job["polls"] = 0
     job["polls"] += 1
+
+
+def settle(world, runners):
+    """Finishes the jobs older than `settings.job_seconds`, polled or not, as QuickSight runs
+    a job whether or not anyone looks; `runners` maps "export"/"import" to the function
+    that does a job's work. The caller holds the lock."""
+    limit = world.settings.get("job_seconds")
+    if limit is None:
+        return
+    now = time.time()
+    for kind, run in runners.items():
+        for job in jobs_of(world, kind).values():
+            if job["status"] in RUNNING and now - job["created"] >= float(limit):
+                if job["status"] != "FAILED_ROLLBACK_IN_PROGRESS":
+                    job["status"] = run(world, job)
+                if job["status"] == "FAILED_ROLLBACK_IN_PROGRESS":
+                    job["status"] = "FAILED_ROLLBACK_COMPLETED"
 
 
 def _sign(world, path, expires):

@@ -140,6 +140,21 @@ def test_sixth_concurrent_export_is_limited_and_running_ids_conflict(emu):
     assert emu.state()["running_exports"] == 5
 
 
+def test_with_job_seconds_a_job_nobody_polls_finishes_and_frees_its_slot(emu):
+    emu.reset(world(max_concurrent_exports=1, job_seconds=2))
+    qs = emu.client()
+    start = dict(ResourceArns=[arn("dataset", "sales")], ExportFormat="QUICKSIGHT_JSON")
+    qs.start_asset_bundle_export_job(AwsAccountId=ACCOUNT, AssetBundleExportJobId="left", **start)
+    with pytest.raises(ClientError) as exc:
+        qs.start_asset_bundle_export_job(AwsAccountId=ACCOUNT, AssetBundleExportJobId="next", **start)
+    assert exc.value.response["Error"]["Code"] == "LimitExceededException"
+    time.sleep(2.1)
+    # Nobody polled "left": it finished anyway, and the next Start finds its slot free.
+    qs.start_asset_bundle_export_job(AwsAccountId=ACCOUNT, AssetBundleExportJobId="next", **start)
+    left = qs.describe_asset_bundle_export_job(AwsAccountId=ACCOUNT, AssetBundleExportJobId="left")
+    assert left["JobStatus"] == "SUCCESSFUL" and left["DownloadUrl"]
+
+
 def test_unexportable_assets_fail_the_job_naming_their_arns(emu):
     emu.reset(world(unexportable_datasource_types=["SALESFORCE"]))
     qs = emu.client()

@@ -33,6 +33,9 @@ DEFAULT_SETTINGS = {
     "max_concurrent_exports": 5,
     "max_concurrent_imports": 5,
     "fail_export_if_more_than": None,
+    # With a number, a job that old finishes at the next request, polled or not (as a
+    # killed client's jobs do on QuickSight).
+    "job_seconds": None,
     "s3_endpoint": None,
     # Data source types whose assets the export refuses (QuickSight cannot
     # bundle some connectors); a seeded datasource may also say exportable:false.
