@@ -1,6 +1,7 @@
 //! The QuickSight emulator (`tests/emulators/quicksight`) for tests, its S3 imports served by
 //! this process's moto.
 
+use std::collections::BTreeMap;
 use std::ops::Deref;
 
 use serde_json::{Value, json};
@@ -24,6 +25,39 @@ pub fn zip_entries(zip: &[u8]) -> Vec<(String, u32, u32)> {
     }
     entries.sort();
     entries
+}
+
+/// What a restore made in `account` (assets in `region`), by `users/NAME`, `groups/NAME`, `memberships/USER#GROUP`
+/// and `<asset type>/ID`: the account's id masked, what the emulator derives from it (principal
+/// ids) or from the clock (times) left out.
+pub fn made_in(state: &Value, account: &str, region: &str) -> BTreeMap<String, String> {
+    let text = state["accounts"][account].to_string().replace(account, "ACCOUNT");
+    let restored: Value = serde_json::from_str(&text).expect("JSON");
+    let mut made = BTreeMap::new();
+    let mut add = |kind: &str, name: &Value, item: &Value| {
+        let mut item = item.clone();
+        for derived in ["principal_id", "created", "updated"] {
+            item.as_object_mut().expect("an object").remove(derived);
+        }
+        made.insert(format!("{kind}/{}", name.as_str().unwrap_or_default()), item.to_string());
+    };
+    let namespace = &restored["namespaces"]["default"];
+    for kind in ["users", "groups"] {
+        for item in namespace[kind].as_array().into_iter().flatten() {
+            add(kind, &item["name"], item);
+        }
+    }
+    for item in namespace["memberships"].as_array().into_iter().flatten() {
+        let id =
+            format!("{}#{}", item["member"].as_str().unwrap_or_default(), item["group"].as_str().unwrap_or_default());
+        add("memberships", &json!(id), item);
+    }
+    for (kind, assets) in restored["regions"][region].as_object().into_iter().flatten() {
+        for item in assets.as_array().into_iter().flatten() {
+            add(kind, &item["id"], item);
+        }
+    }
+    made
 }
 
 pub struct QuickSightServer(Emulator);

@@ -13,7 +13,7 @@ use backline::pipeline::{NoProgress, local};
 use backline::store::Manifest;
 use backline::{Config, Job};
 use backline_tests::faults::FaultProxy;
-use backline_tests::quicksight::{QuickSightServer, zip_entries};
+use backline_tests::quicksight::{QuickSightServer, made_in, zip_entries};
 use backline_tests::reliability::{self, Figures};
 use backline_tests::{Moto, create_bucket, unique};
 use chrono::{DateTime, TimeZone, Utc};
@@ -208,39 +208,6 @@ async fn quicksight_backup_survives_throttling_resets_and_slowdowns() {
     assert!(extra.is_empty(), "not written by a run without faults: {extra:?}");
 }
 
-/// What a restore made in `account`, by `users/NAME`, `groups/NAME`, `memberships/USER#GROUP`
-/// and `<asset type>/ID`: the account's id masked, what the emulator derives from it (principal
-/// ids) or from the clock (times) left out.
-fn restored(state: &Value, account: &str) -> BTreeMap<String, String> {
-    let text = state["accounts"][account].to_string().replace(account, "ACCOUNT");
-    let restored: Value = serde_json::from_str(&text).expect("JSON");
-    let mut made = BTreeMap::new();
-    let mut add = |kind: &str, name: &Value, item: &Value| {
-        let mut item = item.clone();
-        for derived in ["principal_id", "created", "updated"] {
-            item.as_object_mut().expect("an object").remove(derived);
-        }
-        made.insert(format!("{kind}/{}", name.as_str().unwrap_or_default()), item.to_string());
-    };
-    let namespace = &restored["namespaces"]["default"];
-    for kind in ["users", "groups"] {
-        for item in namespace[kind].as_array().into_iter().flatten() {
-            add(kind, &item["name"], item);
-        }
-    }
-    for item in namespace["memberships"].as_array().into_iter().flatten() {
-        let id =
-            format!("{}#{}", item["member"].as_str().unwrap_or_default(), item["group"].as_str().unwrap_or_default());
-        add("memberships", &json!(id), item);
-    }
-    for (kind, assets) in restored["regions"]["eu-west-1"].as_object().into_iter().flatten() {
-        for item in assets.as_array().into_iter().flatten() {
-            add(kind, &item["id"], item);
-        }
-    }
-    made
-}
-
 #[tokio::test]
 async fn quicksight_restore_survives_throttling_resets_and_slowdowns() {
     let (users, dashboards) = (reliability::size(10, 50), reliability::size(6, 40));
@@ -265,7 +232,7 @@ async fn quicksight_restore_survives_throttling_resets_and_slowdowns() {
     let manifest = run(&proxies.clients().await, &restore_into(STORMY_ACCOUNT), Utc::now()).await;
     let faults = proxies.faults().await;
     let state = server.state().await;
-    let (want, got) = (restored(&state, CALM_ACCOUNT), restored(&state, STORMY_ACCOUNT));
+    let (want, got) = (made_in(&state, CALM_ACCOUNT, "eu-west-1"), made_in(&state, STORMY_ACCOUNT, "eu-west-1"));
     let (lost, extra) = differences(&want, &got);
     record("quicksight-restore", items_in(users, dashboards), faults, lost.len());
 
