@@ -70,8 +70,33 @@ async fn kill_command_repeatedly(
     rng: &mut Lcg,
     window: std::ops::Range<Duration>,
 ) -> Kills {
+    kill_command(args, times, rng, window, false).await
+}
+
+/// [`kill_command_repeatedly`], stopping at the first run that finishes before its kill: for
+/// commands that, run again once done, would not repeat without failing (a Tableau restore
+/// refuses to publish over what it published).
+async fn kill_command_until_one_finishes(
+    args: &[&str],
+    times: usize,
+    rng: &mut Lcg,
+    window: std::ops::Range<Duration>,
+) -> Kills {
+    kill_command(args, times, rng, window, true).await
+}
+
+async fn kill_command(
+    args: &[&str],
+    times: usize,
+    rng: &mut Lcg,
+    window: std::ops::Range<Duration>,
+    until_one_finishes: bool,
+) -> Kills {
     let mut kills = Kills { killed: 0, finished_alone: 0 };
     for _ in 0..times {
+        if until_one_finishes && kills.finished_alone > 0 {
+            break;
+        }
         let mut child = command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let spread = (window.end - window.start).as_millis().max(1) as u64;
         tokio::time::sleep(window.start + Duration::from_millis(rng.next(spread))).await;

@@ -2,7 +2,7 @@
 //! workbook's last stored copy, removed from the server since or not), the workbooks asked for,
 //! and the version of each object that run stored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::{TableauRestoreJob, TableauRestoreTask};
 use crate::aws::s3::list_versions;
@@ -144,14 +144,19 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
         )));
     }
     // The version each run stored, found by its ETag among the versions of that very key (a
-    // changed workbook is a new version of its object; keys may carry the job's prefix).
-    let mut versions: HashMap<(String, String), Option<String>> = HashMap::new();
+    // changed workbook is a new version of its object; keys may carry the job's prefix). One
+    // listing per bucket, under what the wanted keys share, rather than one per workbook.
+    let mut keys_by_bucket: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     for (held, _) in &wanted {
-        for version in list_versions(&cx.engine.clients.s3, &held.bucket, &held.key)
+        keys_by_bucket.entry(held.bucket.as_str()).or_default().insert(held.key.as_str());
+    }
+    let mut versions: HashMap<(String, String), Option<String>> = HashMap::new();
+    for (bucket, keys) in keys_by_bucket {
+        for version in list_versions(&cx.engine.clients.s3, bucket, &common_prefix(keys.iter().copied()))
             .await
-            .map_err(|e| EngineError::service(format!("ListObjectVersions on `{}`", held.bucket), e))?
+            .map_err(|e| EngineError::service(format!("ListObjectVersions on `{bucket}`"), e))?
             .into_iter()
-            .filter(|v| v.key == held.key)
+            .filter(|v| keys.contains(v.key.as_str()))
         {
             versions.insert((version.key, version.etag), version.version_id);
         }
@@ -209,9 +214,31 @@ pub async fn plan(cx: &JobContext<'_>, spec: &TableauRestoreJob, sink: &mut Task
     Ok(())
 }
 
+/// The longest start all of `keys` share, cut at a character boundary.
+fn common_prefix<'a>(mut keys: impl Iterator<Item = &'a str>) -> String {
+    let Some(first) = keys.next() else { return String::new() };
+    let mut shared = first.len();
+    for key in keys {
+        shared = first.bytes().zip(key.bytes()).take(shared).take_while(|(a, b)| a == b).count();
+    }
+    while !first.is_char_boundary(shared) {
+        shared -= 1;
+    }
+    first[..shared].to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_versions_of_a_restore_are_listed_under_what_its_keys_share() {
+        let keys = ["tb/Default/Top/Book 1.twbx", "tb/Default/Top/Book 2.twbx", "tb/Default/Topaz/B.twb"];
+        assert_eq!(common_prefix(keys.into_iter()), "tb/Default/Top");
+        assert_eq!(common_prefix(["a/one.twbx"].into_iter()), "a/one.twbx");
+        assert_eq!(common_prefix(["a/é1", "a/è2"].into_iter()), "a/", "cut at a character boundary");
+        assert_eq!(common_prefix(std::iter::empty()), "");
+    }
 
     fn path(p: &str) -> Vec<String> {
         split(p)
