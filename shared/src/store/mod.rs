@@ -1,6 +1,7 @@
 //! The control location: run records (chunk claim-checks, outcomes, manifest, report) and
 //! per-job state, all under one bucket and prefix.
 
+mod known;
 mod report;
 mod state;
 
@@ -8,6 +9,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use known::KnownEntries;
 pub use report::{Manifest, render_report};
 pub use state::{State, StateEntry, StateReader};
 

@@ -71,6 +71,25 @@ impl StateReader {
         StateReader::new(Box::pin(chunks)).await
     }
 
+    /// A state stored in a local file (a cache of the stored one), read 64 KiB at a time.
+    pub async fn from_file(path: &std::path::Path) -> Result<StateReader, String> {
+        use tokio::io::AsyncReadExt;
+        let file = tokio::fs::File::open(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+        let chunks = futures::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buffer = vec![0; 64 << 10];
+            match file.read(&mut buffer).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    Some((Ok(buffer), Some(file)))
+                }
+                Err(e) => Some((Err(e.to_string()), None)),
+            }
+        });
+        StateReader::new(Box::pin(chunks)).await
+    }
+
     async fn new(body: ChunkStream) -> Result<StateReader, String> {
         let mut reader = StateReader {
             source: String::new(),

@@ -15,7 +15,7 @@ mod walk;
 pub use buckets::{LIFECYCLE_RULE_ID, ensure as ensure_bucket};
 pub use config::{FilesystemJob, FilesystemTarget};
 pub use kind::{ENTRY, restore_job};
-pub use plan::{key_of, path_order};
+pub use plan::key_of;
 pub use state::{name as state_name, source as state_source};
 pub use task::FilesystemTask;
 pub use units::{Unit, bucket_name, slug, units};

@@ -1,8 +1,7 @@
 //! Planning a filesystem backup: a parallel walk of each folder, merged as a stream with the
-//! folder's state (both in path order), so a tree of millions of files is planned in bounded
-//! memory beyond the state itself.
+//! folder's state streamed as it is read (both in key order), so a tree of millions of files
+//! is planned in bounded memory.
 
-use std::cmp::Ordering;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
@@ -15,10 +14,15 @@ use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
 use crate::store::{ControlStore, StateEntry};
 
-/// Files and directories in the order the walk yields them: component by component, each
-/// directory's entries sorted by name. State entries are sorted the same way for the merge.
-pub fn path_order(a: &str, b: &str) -> Ordering {
-    a.split('/').cmp(b.split('/'))
+/// The order the walk yields keys in, and the state is stored in: byte order of the keys. A
+/// folder sorts among its siblings as its name followed by `/`, which is where its files' keys
+/// fall.
+pub fn sort_name(name: &std::ffi::OsStr, is_folder: bool) -> String {
+    let mut name = name.to_string_lossy().into_owned();
+    if is_folder {
+        name.push('/');
+    }
+    name
 }
 
 /// What the walk found at one path.
@@ -98,7 +102,7 @@ pub(super) fn classify(path: PathBuf, file_type: std::fs::FileType) -> Option<Fo
 }
 
 /// Walks `folder` on a blocking thread (directory reads run in parallel, a bounded number ahead),
-/// sending what it finds in path order through a bounded channel.
+/// sending what it finds in key order through a bounded channel.
 pub fn walk(folder: String) -> mpsc::Receiver<Found> {
     let (tx, rx) = mpsc::channel(1024);
     tokio::task::spawn_blocking(move || {
@@ -142,19 +146,18 @@ async fn plan_unit(
     sink: &mut TaskSink<'_>,
 ) -> Result<(), EngineError> {
     let name = state::name(&job.name, &unit.bucket);
-    let mut entries = if engine.options.reset_state {
+    // The walk and the state come in the same key order: they merge as they are read.
+    let mut known = if engine.options.reset_state {
         state::rebuild(engine, store, unit, &name, dry_run).await?
     } else {
         state::load(engine, store, &name, &unit.bucket).await?
     };
-    entries.sort_by(|a, b| path_order(&a.key, &b.key));
-    let mut known = entries.into_iter().peekable();
     let mut found = walk(unit.folder.clone());
     while let Some(item) = found.recv().await {
-        while let Some(gone) = known.next_if(|e| path_order(&e.key, item.key()) == Ordering::Less) {
+        while let Some(gone) = known.next_if(|e| e.key.as_str() < item.key()).await? {
             sink.push(FilesystemTask::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
         }
-        let previous = known.next_if(|e| e.key == item.key());
+        let previous = known.next_if(|e| e.key == item.key()).await?;
         match item {
             Found::File { key, path, size, mtime_ns } => {
                 if previous.is_some_and(|p: StateEntry| p.size == size && p.mtime == Some(mtime_ns)) {
@@ -171,7 +174,7 @@ async fn plan_unit(
             Found::Unreadable { key, reason } => sink.push(FilesystemTask::Unreadable { key, reason }).await?,
         }
     }
-    for gone in known {
+    while let Some(gone) = known.next_if(|_| true).await? {
         sink.push(FilesystemTask::Delete { bucket: unit.bucket.clone(), key: gone.key }).await?;
     }
     Ok(())
@@ -182,9 +185,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn path_order_puts_a_folder_before_its_longer_sibling() {
-        let mut keys = vec!["x/a.txt", "x/a/b", "x/a-b", "x/a"];
-        keys.sort_by(|a, b| path_order(a, b));
-        assert_eq!(keys, vec!["x/a", "x/a/b", "x/a-b", "x/a.txt"]);
+    fn a_walk_in_sort_name_order_yields_keys_in_byte_order() {
+        use std::ffi::OsStr;
+        let root = std::env::temp_dir().join(format!("backline-order-{}", std::process::id()));
+        for dir in ["x/a", "x/a/b", "x/a-b"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for file in ["x/a.txt", "x/a/b/c", "x/a/z", "x/a-b/d", "x/a0"] {
+            std::fs::write(root.join(file), b"1").unwrap();
+        }
+        let mut keys = Vec::new();
+        super::super::walk::walk(&root, |found| {
+            keys.push(found.key().to_string());
+            true
+        });
+        std::fs::remove_dir_all(&root).unwrap();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted, "the walk's keys are in byte order, as the state is");
+        assert_eq!(keys.len(), 5);
+        assert!(sort_name(OsStr::new("a"), true) > sort_name(OsStr::new("a.txt"), false));
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::units::Unit;
 use crate::aws::error_text;
 use crate::pipeline::{Engine, EngineError};
-use crate::store::{ControlStore, State, StateEntry};
+use crate::store::{ControlStore, KnownEntries, State, StateEntry, StateReader};
 
 /// The state's name in the control location: `state/{job}/{bucket}.jsonl`.
 pub fn name(job: &str, bucket: &str) -> String {
@@ -19,17 +19,21 @@ fn cache_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (base.with_extension("jsonl"), base.with_extension("etag"))
 }
 
-/// Reads the state, from the local cache when it is the same version as the stored one.
+/// The state's entries in key order, read as the plan walks: from the local cache when it is
+/// the same version as the stored one (a stale cache is first brought up to date on disk),
+/// else streamed from the control location. Never the whole state in memory.
 pub async fn load(
     engine: &Engine,
     store: &ControlStore,
     name: &str,
     bucket: &str,
-) -> Result<Vec<StateEntry>, EngineError> {
+) -> Result<KnownEntries, EngineError> {
     let key = store.key(&ControlStore::state_key(name));
     let etag = match engine.clients.s3.head_object().bucket(store.bucket()).key(&key).send().await {
         Ok(head) => head.e_tag().map(str::to_string),
-        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => return Ok(Vec::new()),
+        Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            return Ok(KnownEntries::listed(Vec::new()));
+        }
         Err(err) => {
             return Err(EngineError::service(
                 format!("HeadObject on state s3://{}/{key}", store.bucket()),
@@ -37,29 +41,65 @@ pub async fn load(
             ));
         }
     };
-    if let (Some(dir), Some(etag)) = (&engine.options.state_cache, &etag) {
-        let (state_path, etag_path) = cache_paths(dir, name);
-        if std::fs::read_to_string(&etag_path).is_ok_and(|cached| &cached == etag)
-            && let Ok(bytes) = std::fs::read(&state_path)
-            && let Ok(state) = State::decode(&bytes)
-        {
-            tracing::debug!(name, "state from the local cache");
-            return Ok(matching(state, bucket));
-        }
-    }
-    let Some(state) = store.read_state(name).await? else { return Ok(Vec::new()) };
-    if let (Some(dir), Some(etag)) = (&engine.options.state_cache, etag) {
-        write_cache(dir, name, &state, &etag);
-    }
-    Ok(matching(state, bucket))
+    let reader = match (&engine.options.state_cache, &etag) {
+        (Some(dir), Some(etag)) => cached(engine, store, dir, name, &key, etag).await,
+        _ => None,
+    };
+    let reader = match reader {
+        Some(reader) => Some(reader),
+        None => store.open_state(name).await?,
+    };
+    Ok(KnownEntries::streamed(reader.and_then(|reader| matching(reader, bucket)), store.bucket(), &key))
 }
 
-fn matching(state: State, bucket: &str) -> Vec<StateEntry> {
-    if state.source == source(bucket) {
-        state.entries
+/// The state read from the local cache, downloaded into it first when the cache is not of
+/// version `etag`; `None` when the cache cannot be used (then the state streams from S3).
+async fn cached(
+    engine: &Engine,
+    store: &ControlStore,
+    dir: &Path,
+    name: &str,
+    key: &str,
+    etag: &str,
+) -> Option<StateReader> {
+    let (state_path, etag_path) = cache_paths(dir, name);
+    if std::fs::read_to_string(&etag_path).ok().as_deref() != Some(etag) {
+        let response =
+            engine.clients.s3.get_object().bucket(store.bucket()).key(key).if_match(etag).send().await.ok()?;
+        let stored = response.e_tag().map(str::to_string);
+        if let Err(err) = download(response.body, &state_path).await {
+            tracing::warn!(path = %state_path.display(), error = %err, "could not write the state cache");
+            return None;
+        }
+        std::fs::write(&etag_path, stored.as_deref().unwrap_or(etag)).ok()?;
     } else {
-        tracing::warn!(old = %state.source, bucket, "the state is of another bucket; planning a full backup");
-        Vec::new()
+        tracing::debug!(name, "state from the local cache");
+    }
+    StateReader::from_file(&state_path).await.ok()
+}
+
+/// Streams `body` into `path`, through a temporary file so a reader never sees half of it.
+async fn download(mut body: aws_sdk_s3::primitives::ByteStream, path: &Path) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    if let Some(parent) = path.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let partial = path.with_extension("jsonl.partial");
+    let mut file = tokio::fs::File::create(&partial).await?;
+    while let Some(bytes) = body.next().await {
+        file.write_all(&bytes.map_err(std::io::Error::other)?).await?;
+    }
+    file.flush().await?;
+    drop(file);
+    tokio::fs::rename(&partial, path).await
+}
+
+fn matching(reader: StateReader, bucket: &str) -> Option<StateReader> {
+    if reader.source == source(bucket) {
+        Some(reader)
+    } else {
+        tracing::warn!(old = %reader.source, bucket, "the state is of another bucket; planning a full backup");
+        None
     }
 }
 
@@ -84,14 +124,15 @@ pub fn write_cache(dir: &Path, name: &str, state: &State, etag: &str) {
 }
 
 /// Rebuilds the state from the bucket: a file whose key is in the bucket with the same size
-/// counts as backed up (with its mtime now), so nothing is uploaded again.
+/// counts as backed up (with its mtime now), so nothing is uploaded again. It is held in memory
+/// (a `--reset` is rare).
 pub async fn rebuild(
     engine: &Engine,
     store: &ControlStore,
     unit: &Unit,
     name: &str,
     dry_run: bool,
-) -> Result<Vec<StateEntry>, EngineError> {
+) -> Result<KnownEntries, EngineError> {
     let mut entries = Vec::new();
     let mut pages = engine.clients.s3.list_objects_v2().bucket(&unit.bucket).into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -114,5 +155,5 @@ pub async fn rebuild(
         }
     }
     tracing::info!(bucket = %unit.bucket, objects = entries.len(), "state rebuilt from the bucket");
-    Ok(entries)
+    Ok(KnownEntries::listed(entries))
 }

@@ -1,4 +1,4 @@
-//! A depth-first walk in path order whose directory reads run in parallel, at most `LOOK_AHEAD`
+//! A depth-first walk in key order (see `plan::sort_name`) whose directory reads run in parallel, at most `LOOK_AHEAD`
 //! directories ahead of the consumer: parallel for latency-bound file systems (EFS, NFS), and
 //! bounded in memory whatever the tree's size (unlike an unbounded read-ahead).
 
@@ -18,7 +18,7 @@ enum Item {
     Folder(PathBuf),
 }
 
-/// One directory's entries in name order, with each file already stat'ed.
+/// One directory's entries in key order, with each file already stat'ed.
 fn read_folder(path: &Path) -> VecDeque<Item> {
     let entries = match std::fs::read_dir(path) {
         Ok(entries) => entries,
@@ -30,12 +30,18 @@ fn read_folder(path: &Path) -> VecDeque<Item> {
             })]);
         }
     };
-    let mut named: Vec<(std::ffi::OsString, std::io::Result<std::fs::FileType>)> =
-        entries.filter_map(Result::ok).map(|e| (e.file_name(), e.file_type())).collect();
+    let mut named: Vec<(String, std::ffi::OsString, std::io::Result<std::fs::FileType>)> = entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let file_type = e.file_type();
+            let is_folder = file_type.as_ref().is_ok_and(|t| t.is_dir());
+            (super::plan::sort_name(&e.file_name(), is_folder), e.file_name(), file_type)
+        })
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
         .into_iter()
-        .filter_map(|(name, file_type)| {
+        .filter_map(|(_, name, file_type)| {
             let child = path.join(&name);
             match file_type {
                 Ok(t) if t.is_dir() => Some(Item::Folder(child)),
@@ -74,7 +80,7 @@ impl Reader {
     }
 }
 
-/// Walks `root`, calling `emit` for every non-folder entry in path order; stops early when
+/// Walks `root`, calling `emit` for every non-folder entry in key order; stops early when
 /// `emit` returns false.
 pub fn walk(root: &Path, mut emit: impl FnMut(Found) -> bool) {
     let pool = match rayon::ThreadPoolBuilder::new().num_threads(READERS).thread_name(|i| format!("walk-{i}")).build() {

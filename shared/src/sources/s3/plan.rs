@@ -13,7 +13,7 @@ use crate::config::Job;
 use crate::model::RunRef;
 use crate::pipeline::planner::TaskSink;
 use crate::pipeline::{Engine, EngineError};
-use crate::store::{ControlStore, StateEntry, StateReader, StoreError};
+use crate::store::{ControlStore, KnownEntries, StateEntry};
 
 /// Fails early, with the bucket's name, when the source or target cannot be reached.
 pub async fn check_buckets(engine: &Engine, spec: &S3Job) -> Result<(), EngineError> {
@@ -48,12 +48,7 @@ pub async fn plan(
     let control_prefix = (store.bucket() == spec.source.bucket.as_str() && !store.prefix().is_empty())
         .then(|| store.prefix().to_string());
 
-    let mut known = Known {
-        reader: state,
-        peeked: None,
-        bucket: store.bucket().to_string(),
-        key: store.key(&ControlStore::state_key(&job.name)),
-    };
+    let mut known = KnownEntries::streamed(state, store.bucket(), &store.key(&ControlStore::state_key(&job.name)));
     let mut previous_key: Option<String> = None;
     let mut pages = engine
         .clients
@@ -102,37 +97,10 @@ pub async fn plan(
     Ok(())
 }
 
-/// The state's entries, read as the listing advances.
-struct Known {
-    reader: Option<StateReader>,
-    peeked: Option<StateEntry>,
-    bucket: String,
-    key: String,
-}
-
-impl Known {
-    /// The next entry if `wanted` accepts it.
-    async fn next_if(&mut self, wanted: impl FnOnce(&StateEntry) -> bool) -> Result<Option<StateEntry>, EngineError> {
-        if self.peeked.is_none()
-            && let Some(reader) = &mut self.reader
-        {
-            self.peeked = reader.next().await.map_err(|message| StoreError::Decode {
-                bucket: self.bucket.clone(),
-                key: self.key.clone(),
-                message,
-            })?;
-            if self.peeked.is_none() {
-                self.reader = None;
-            }
-        }
-        Ok(if self.peeked.as_ref().is_some_and(wanted) { self.peeked.take() } else { None })
-    }
-}
-
 /// Known keys that sort before `key` are gone from the source.
 async fn mark_deleted_before(
     spec: &S3Job,
-    known: &mut Known,
+    known: &mut KnownEntries,
     key: &str,
     sink: &mut TaskSink<'_>,
 ) -> Result<(), EngineError> {
