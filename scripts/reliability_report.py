@@ -33,7 +33,7 @@ What Backline survives, measured by its fault and bad-input suites. This file is
   responses and QuickSight answers, mutated at random (property tests); every input must be
   read correctly or refused with an error, never a panic or a hang.
 
-Run it: `make reliability` (full size, a few minutes). `make test` runs the same scenarios
+Run it: `make reliability` (full size, about 15 minutes on two cores). `make test` runs the same scenarios
 at a smaller size.
 """
 

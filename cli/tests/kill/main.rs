@@ -51,6 +51,10 @@ fn bodies(n: usize, big_every: usize) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A run first waits for a new second, under one (see `resume::wait_for_a_new_second`): kill
+/// windows count from after it, so that most kills land in the run's work.
+const STARTUP: Duration = Duration::from_secs(1);
+
 /// When the S3 and folder runs are killed: from planning to finalize at these sizes.
 const WINDOW: std::ops::Range<Duration> = Duration::from_millis(150)..Duration::from_millis(2650);
 
@@ -99,7 +103,7 @@ async fn kill_command(
         }
         let mut child = command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let spread = (window.end - window.start).as_millis().max(1) as u64;
-        tokio::time::sleep(window.start + Duration::from_millis(rng.next(spread))).await;
+        tokio::time::sleep(STARTUP + window.start + Duration::from_millis(rng.next(spread))).await;
         match child.try_wait().unwrap() {
             Some(_) => kills.finished_alone += 1,
             None => {

@@ -92,7 +92,7 @@ async fn kill_repeatedly(
     for _ in 0..times {
         let mut child = quicksight_command(server, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let spread = (whole * 8 / 10).as_millis().max(1) as u64;
-        tokio::time::sleep(whole / 20 + Duration::from_millis(rng.next(spread))).await;
+        tokio::time::sleep(super::STARTUP + whole / 20 + Duration::from_millis(rng.next(spread))).await;
         match child.try_wait().unwrap() {
             Some(_) => alone += 1,
             None => {
