@@ -388,7 +388,7 @@ async fn folder_restore_killed_at_random_points_loses_and_duplicates_nothing() {
     let to_text = to.display().to_string();
     let args = ["restore", "--config", &file, "--job", "images", "--to", &to_text, "--no-progress"];
     let times = reliability::size(6, 20);
-    let kills = kill_command_repeatedly(&args, times, &mut Lcg(19), whole / 40..whole / 6).await;
+    let kills = kill_command_repeatedly(&args, times, &mut Lcg(19), whole / 80..whole / 10).await;
     run_command_to_end(&args);
     run_command_to_end(&args);
 

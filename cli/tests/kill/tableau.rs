@@ -37,8 +37,9 @@ async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
     // What an uninterrupted run stores: the workbooks the killed ones must end up with.
     let started = std::time::Instant::now();
     run_to_end(&job_file("tableau-reference", &reference));
-    // Each kill lands within the first tenth of an uninterrupted run's length: a run that
-    // resumes has less to do, and most must still be killed (in planning, mid-chunk, finalizing).
+    // Each kill lands within the first twentieth of an uninterrupted run's length (after its
+    // start): a run that resumes has less to do, and most must still be killed (in planning,
+    // mid-chunk, finalizing).
     let whole = started.elapsed();
     let mut expected = BTreeMap::new();
     for key in keys(&s3, &reference, "").await.into_iter().filter(|k| !k.starts_with("_backline/")) {
@@ -48,7 +49,7 @@ async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
 
     let file = job_file("tableau-prod", &target);
     let times = reliability::size(6, 20);
-    let kills = kill_repeatedly(&file, times, &mut Lcg(13), whole / 60..whole / 10).await;
+    let kills = kill_repeatedly(&file, times, &mut Lcg(13), whole / 100..whole / 20).await;
     run_to_end(&file);
     run_to_end(&file);
 
@@ -103,7 +104,7 @@ async fn tableau_restore_killed_at_random_points_publishes_each_workbook_once() 
     let whole = started.elapsed();
     let times = reliability::size(6, 20);
     // A restore that finished is not run again: it would refuse to publish over what it did.
-    let kills = kill_command_until_one_finishes(&args, times, &mut Lcg(23), whole / 40..whole / 6).await;
+    let kills = kill_command_until_one_finishes(&args, times, &mut Lcg(23), whole / 80..whole / 12).await;
     let runs_to_end = if kills.finished_alone == 0 { 1 } else { 0 };
     if runs_to_end == 1 {
         run_command_to_end(&args);
