@@ -55,8 +55,11 @@ fn bodies(n: usize, big_every: usize) -> Vec<(String, Vec<u8>)> {
 /// windows count from after it, so that most kills land in the run's work.
 const STARTUP: Duration = Duration::from_secs(1);
 
-/// When the S3 and folder runs are killed: from planning to finalize at these sizes.
-const WINDOW: std::ops::Range<Duration> = Duration::from_millis(150)..Duration::from_millis(2650);
+/// When the S3 and folder runs are killed (after [`STARTUP`]): from planning to finalize at
+/// these sizes (150 objects quick, 400 full).
+fn window() -> std::ops::Range<Duration> {
+    Duration::from_millis(150)..Duration::from_millis(reliability::size(1200, 2650) as u64)
+}
 
 struct Kills {
     killed: u64,
@@ -268,7 +271,7 @@ async fn s3_backup_killed_at_random_points_loses_and_duplicates_nothing() {
          [jobs.target]\nbucket = \"{target}\"\nprefix = \"backup/\"\nmultipart_threshold = \"5 MiB\"\n"
     ));
     let times = reliability::size(6, 20);
-    let kills = kill_repeatedly(&file, times, &mut Lcg(7), WINDOW).await;
+    let kills = kill_repeatedly(&file, times, &mut Lcg(7), window()).await;
     run_to_end(&file);
     run_to_end(&file);
 
@@ -311,7 +314,7 @@ async fn s3_restore_killed_at_random_points_loses_and_duplicates_nothing() {
     let restore = ["restore", "--config", &file, "--job", "photos", "--to-bucket", &restored, "--allow-existing"];
     let args: Vec<&str> = restore.iter().copied().chain(["--no-progress"]).collect();
     let times = reliability::size(6, 20);
-    let kills = kill_command_repeatedly(&args, times, &mut Lcg(17), WINDOW).await;
+    let kills = kill_command_repeatedly(&args, times, &mut Lcg(17), window()).await;
     run_command_to_end(&args);
     run_command_to_end(&args);
 
@@ -342,7 +345,7 @@ async fn folder_backup_killed_at_random_points_loses_and_duplicates_nothing() {
     let prefix = unique("kf");
     let file = folder_and_job(&folder, &files, &prefix);
     let times = reliability::size(6, 20);
-    let kills = kill_repeatedly(&file, times, &mut Lcg(11), WINDOW).await;
+    let kills = kill_repeatedly(&file, times, &mut Lcg(11), window()).await;
     run_to_end(&file);
     run_to_end(&file);
 
