@@ -9,8 +9,8 @@ use backline_tests::{Moto, create_bucket, keys, unique};
 use serde_json::json;
 
 use super::{
-    Lcg, Outcome, Target, check_and_record, check_runs, kill_command_until_one_finishes, kill_repeatedly, manifests,
-    run_command_to_end, run_to_end, write_job_file,
+    Lcg, Outcome, STARTUP, Target, check_and_record, check_runs, kill_command_until_one_finishes, kill_repeatedly,
+    manifests, run_command_to_end, run_to_end, write_job_file,
 };
 
 #[tokio::test]
@@ -49,7 +49,7 @@ async fn tableau_backup_killed_at_random_points_loses_and_duplicates_nothing() {
 
     let file = job_file("tableau-prod", &target);
     let times = reliability::size(6, 20);
-    let kills = kill_repeatedly(&file, times, &mut Lcg(13), whole / 100..whole / 20).await;
+    let kills = kill_repeatedly(&file, times, &mut Lcg(13), STARTUP + whole / 100..STARTUP + whole / 20).await;
     run_to_end(&file);
     run_to_end(&file);
 
@@ -104,7 +104,8 @@ async fn tableau_restore_killed_at_random_points_publishes_each_workbook_once() 
     let whole = started.elapsed();
     let times = reliability::size(6, 20);
     // A restore that finished is not run again: it would refuse to publish over what it did.
-    let kills = kill_command_until_one_finishes(&args, times, &mut Lcg(23), whole / 80..whole / 12).await;
+    let kills =
+        kill_command_until_one_finishes(&args, times, &mut Lcg(23), STARTUP + whole / 80..STARTUP + whole / 12).await;
     let runs_to_end = if kills.finished_alone == 0 { 1 } else { 0 };
     if runs_to_end == 1 {
         run_command_to_end(&args);
