@@ -78,8 +78,9 @@ fn run_to_end(server: &QuickSightServer, args: &[&str]) -> Duration {
     started.elapsed()
 }
 
-/// Starts `args` `times` times, each killed with SIGKILL at a random point of the first 85 %
-/// of `whole` (an uninterrupted run's length); returns (killed, finished before the kill).
+/// Starts `args` `times` times, each killed with SIGKILL at a random point between 5 % and 45 %
+/// of `whole` (an uninterrupted run's length, which varies with the machine's load); returns
+/// (killed, finished before the kill).
 async fn kill_repeatedly(
     server: &QuickSightServer,
     args: &[&str],
@@ -91,8 +92,8 @@ async fn kill_repeatedly(
     let mut rng = Lcg(seed);
     for _ in 0..times {
         let mut child = quicksight_command(server, args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let spread = (whole * 8 / 10).as_millis().max(1) as u64;
-        tokio::time::sleep(super::STARTUP + whole / 20 + Duration::from_millis(rng.next(spread))).await;
+        let spread = (whole * 4 / 10).as_millis().max(1) as u64;
+        tokio::time::sleep(whole / 20 + Duration::from_millis(rng.next(spread))).await;
         match child.try_wait().unwrap() {
             Some(_) => alone += 1,
             None => {
@@ -139,7 +140,10 @@ async fn check_and_record(
     assert_eq!(last["status"], "succeeded", "{}", last["counts"]);
     assert!(lost.is_empty(), "missing or different from what an uninterrupted run makes: {lost:?}");
     assert!(extra.is_empty(), "not made by an uninterrupted run: {extra:?}");
-    assert!(killed as usize >= times / 2, "most runs should have been killed: {killed} killed, {alone} not");
+    assert!(
+        killed as usize * 3 >= times,
+        "a third of the runs at least should have been killed: {killed} killed, {alone} not"
+    );
     assert!(keys(s3, bucket, "_backline/open-runs/").await.is_empty(), "open markers left behind");
     assert!(open_uploads(s3, bucket).await.is_empty(), "multipart uploads left open");
 }
