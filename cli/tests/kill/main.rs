@@ -233,10 +233,10 @@ async fn check_runs(
     assert!(twice.is_empty(), "counted as copied by more than one run: {twice:?}");
     assert!(never.is_empty(), "never counted as copied: {never:?}");
     assert_eq!(last["status"], "succeeded", "{}", last["counts"]);
-    assert!(
-        killed as usize >= outcome.runs_recorded / 2,
-        "most runs should have been killed: {killed} killed, {alone} not"
-    );
+    // Quick runs are short and their length varies with the machine's load: at quick size one
+    // kill that landed is enough; at full size most runs must have been killed.
+    let needed = reliability::size(1, outcome.runs_recorded / 2);
+    assert!(killed as usize >= needed, "at least {needed} runs should have been killed: {killed} killed, {alone} not");
     assert!(keys(s3, control_bucket, "_backline/open-runs/").await.is_empty(), "open markers left behind");
 }
 
