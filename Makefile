@@ -21,6 +21,8 @@ BENCH_TARGET_DIR ?= $(HOME)/.cache/backline/bench-target
 BENCH_DIR ?= /tmp/backline-bench
 # Extra flags for bench/run.py, e.g. BENCH_ARGS="--reps 1 --objects 2000" for a quick look.
 BENCH_ARGS ?=
+# The server of the S3 scenarios measured at real-world latency (see BENCHMARKS.md).
+BENCH_LATENCY ?= --latency-ms 20 --copy-mibps 100 --throughput-mibps 100
 BENCH_VENV := .venv-bench
 
 help: ## List the targets
@@ -129,8 +131,14 @@ bench: setup-bench ## Backline against s5cmd, rclone and aws s3 sync; planning m
 	cd bench/s3-server && CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) cargo build --release --locked
 	$(BENCH_VENV)/bin/python bench/run.py --backline $(CARGO_TARGET_DIR)/release/backline \
 		--server $(BENCH_TARGET_DIR)/release/bench-s3-server --work $(BENCH_DIR) $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/run.py --backline $(CARGO_TARGET_DIR)/release/backline \
+		--server $(BENCH_TARGET_DIR)/release/bench-s3-server --work $(BENCH_DIR) --s3-only $(BENCH_LATENCY) $(BENCH_ARGS) \
+		--out bench/results/peers_20ms.json
 	$(BENCH_VENV)/bin/python bench/plan_memory.py --backline $(CARGO_TARGET_DIR)/release/backline \
 		--server $(BENCH_TARGET_DIR)/release/bench-s3-server --work $(BENCH_DIR)
+	$(BENCH_VENV)/bin/python bench/plan_memory.py --backline $(CARGO_TARGET_DIR)/release/backline \
+		--server $(BENCH_TARGET_DIR)/release/bench-s3-server --work $(BENCH_DIR) --folders 1000 --latency-ms 20 \
+		--peers --out bench/results/plan_20ms.json
 	$(BENCH_VENV)/bin/python bench/cold_start.py --bin-dir $(CARGO_TARGET_DIR)/release \
 		--lambda-dir $(CARGO_TARGET_DIR)/lambda
 	$(BENCH_VENV)/bin/python bench/report.py

@@ -22,15 +22,24 @@ SCENARIOS = {
 
 def peers_tables(result):
     params = result["parameters"]
+    work = f"{params['objects']:,} objects of 1-64 KiB"
+    if not params.get("s3_only"):
+        work += f", {params['files']:,} files of 1-16 KiB, {params['large_count']} × {params['large_mib']} MiB"
+    server = "loopback, no added latency"
+    if params.get("latency_ms"):
+        server = f"{params['latency_ms']:g} ms before every answer's first byte"
+        if params.get("copy_mibps"):
+            server += f", server-side copies at {params['copy_mibps']:g} MiB/s"
+        if params.get("throughput_mibps"):
+            server += f", bodies sharing {params['throughput_mibps']:g} MiB/s"
     lines = [
         f"Last run: {result['date']} on {result['machine']}; median of {params['reps']} runs per tool and "
-        f"scenario; {params['objects']:,} objects of 1-64 KiB, {params['files']:,} files of 1-16 KiB, "
-        f"{params['large_count']} × {params['large_mib']} MiB.",
+        f"scenario; {work}; server: {server}.",
         "",
         "Versions: " + "; ".join(result["versions"].values()) + ".",
         "",
-        "| scenario | tool | wall time | objects/s | peak RSS | requests |",
-        "|---|---|---:|---:|---:|---:|",
+        "| scenario | tool | wall time | objects/s | peak RSS | requests | per object |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     summary_rows = []
     for key, title in SCENARIOS.items():
@@ -41,8 +50,9 @@ def peers_tables(result):
             if tool not in by_tool:
                 continue
             m = by_tool[tool]
+            objects = result["runs"][key][tool][0]["objects"]
             lines.append(f"| {title} | {tool} | {m['wall_s']:.2f} s | {m['objects_per_s']:,.0f} | "
-                         f"{m['rss_mib']:.0f} MiB | {m['requests']:,} |")
+                         f"{m['rss_mib']:.0f} MiB | {m['requests']:,} | {m['requests'] / objects:.3g} |")
         ours = by_tool.get("backline")
         peers = {t: by_tool[t] for t in PEERS if t in by_tool}
         if ours and peers:
@@ -78,8 +88,11 @@ def peers_tables(result):
 
 
 def plan_table(result):
+    where = f" in {result['folders']:,} folders" if result.get("folders") else " under one prefix"
+    server = f", {result['latency_ms']:g} ms before every answer" if result.get("latency_ms") else ", loopback"
     lines = [
-        f"{result['objects']:,} objects listed by the bench server's synthetic bucket (1,000 per page, as S3 pages):",
+        f"{result['objects']:,} objects{where} listed by the bench server's synthetic bucket (1,000 per page, "
+        f"as S3 pages{server}):",
         "",
         "| run | wall time | peak RSS |",
         "|---|---:|---:|",
@@ -105,7 +118,10 @@ def cold_start_table(result):
 def main():
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text()
-    for name, render in (("peers", peers_tables), ("plan", plan_table), ("cold-start", cold_start_table)):
+    renders = (("peers", peers_tables), ("peers-20ms", peers_tables), ("plan", plan_table),
+               ("plan-20ms", plan_table),
+               ("cold-start", cold_start_table))
+    for name, render in renders:
         source = RESULTS / f"{name.replace('-', '_')}.json"
         if not source.exists():
             continue

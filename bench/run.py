@@ -207,7 +207,8 @@ class Bench:
         args = self.args
         data = self.work / "data"
         write_random_tree(data / "small", args.objects, 1024, 64 * 1024, seed=1)
-        write_random_tree(data / "files", args.files, 1024, 16 * 1024, seed=2, fanout=50)
+        if not args.s3_only:
+            write_random_tree(data / "files", args.files, 1024, 16 * 1024, seed=2, fanout=50)
         server = Server(args.server, self.work / f"s3-r{rep}", self.latency)
         try:
             tools = self.tools(server.url)
@@ -245,7 +246,7 @@ class Bench:
                     lambda: check_copy(source, server.bucket_dir(target), deleted, tags and tags(target)),
                 )
 
-            for scenario in ("files-first", "files-no-change"):
+            for scenario in () if args.s3_only else ("files-first", "files-no-change"):
                 for tool in tools:
                     pattern = tool.folder_bucket(f"r{rep}")
                     if scenario == "files-first" and not pattern.endswith("*"):
@@ -318,6 +319,8 @@ def main():
     parser.add_argument("--latency-ms", type=float, default=0, help="first-byte latency of every S3 answer")
     parser.add_argument("--copy-mibps", type=float, help="rate of one server-side copy (default unlimited)")
     parser.add_argument("--throughput-mibps", type=float, help="bodies' shared rate (default unlimited)")
+    parser.add_argument("--s3-only", action="store_true",
+                        help="only the S3 scenarios of small objects (no folders, no large objects)")
     args = parser.parse_args()
 
     bench = Bench(args)
@@ -327,8 +330,9 @@ def main():
     for rep in range(args.reps):
         print(f"small objects and files, run {rep + 1} of {args.reps}", flush=True)
         bench.small_objects(rep)
-    print("large objects", flush=True)
-    bench.large_objects()
+    if not args.s3_only:
+        print("large objects", flush=True)
+        bench.large_objects()
 
     result = {
         "machine": machine(),
@@ -337,7 +341,8 @@ def main():
         "settings": {tool.name: tool.settings for tool in tools},
         "parameters": {
             k: getattr(args, k)
-            for k in ("reps", "objects", "files", "large_count", "large_mib", "latency_ms", "copy_mibps", "throughput_mibps")
+            for k in ("reps", "objects", "files", "large_count", "large_mib", "latency_ms", "copy_mibps", "throughput_mibps",
+                      "s3_only")
         },
         "scenarios": summarize(bench.runs),
         "runs": bench.runs,

@@ -3,9 +3,8 @@
 //! s3s-fs lists objects without ETags; S3 lists them with, and Backline's diff and its
 //! copy-if-unchanged condition use them, so listings get the ETag s3s-fs stored for each object.
 //!
-//! A bucket named `synthetic-<N>` exists without being created and lists N objects
-//! (`obj/000000000` ...) made up page by page: the planning benchmark lists a million objects
-//! without a million files on disk.
+//! A bucket named `synthetic-<N>` (or `synthetic-<N>-in-<F>`, in F folders) exists without
+//! being created and lists N made-up objects (see `synthetic`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use s3s_fs::FileSystem;
+
+use crate::synthetic::Synthetic;
 
 #[derive(Default, Clone)]
 struct BucketSettings {
@@ -126,32 +127,12 @@ s3_impl! {
     }
 }
 
-/// How many objects a synthetic bucket holds, if `bucket` is one.
-fn synthetic_size(bucket: &str) -> Option<u64> {
-    bucket.strip_prefix("synthetic-")?.parse().ok()
-}
-
-/// Object `i` of a synthetic bucket: sizes of 1 B to 64 KiB, an ETag that differs per object.
-fn synthetic_object(i: u64) -> Object {
-    Object {
-        key: Some(format!("obj/{i:09}")),
-        size: Some((i.wrapping_mul(2_654_435_761) % 65_536 + 1) as i64),
-        e_tag: Some(ETag::Strong(format!(
-            "{:032x}",
-            (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
-        ))),
-        last_modified: Some(Timestamp::from(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))),
-        storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-        ..Default::default()
-    }
-}
-
 impl WithExtras {
     async fn head_bucket_or_synthetic(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        match synthetic_size(&req.input.bucket) {
+        match Synthetic::of(&req.input.bucket) {
             Some(_) => ok(HeadBucketOutput::default()),
             None => self.fs.head_bucket(req).await,
         }
@@ -182,7 +163,7 @@ impl WithExtras {
         if req.input.delimiter.as_deref() == Some("") {
             req.input.delimiter = None;
         }
-        let Some(total) = synthetic_size(&req.input.bucket) else {
+        let Some(synthetic) = Synthetic::of(&req.input.bucket) else {
             let bucket = req.input.bucket.clone();
             let mut response = self.fs.list_objects_v2(req).await?;
             for object in response.output.contents.iter_mut().flatten() {
@@ -190,28 +171,7 @@ impl WithExtras {
             }
             return Ok(response);
         };
-        let input = req.input;
-        // A v2 continuation token or a v1 marker: the index of the next object, or its key.
-        let resume = input.continuation_token.as_deref().or(input.start_after.as_deref());
-        let start: u64 = resume
-            .map(|t| {
-                t.strip_prefix("obj/").map_or_else(|| t.parse().unwrap_or(0), |i| i.parse::<u64>().unwrap_or(0) + 1)
-            })
-            .unwrap_or(0);
-        let page = input.max_keys.unwrap_or(1000).clamp(1, 1000) as u64;
-        let end = (start + page).min(total);
-        let contents: Vec<Object> = (start..end).map(synthetic_object).collect();
-        ok(ListObjectsV2Output {
-            name: Some(input.bucket),
-            prefix: input.prefix,
-            max_keys: Some(page as i32),
-            key_count: Some(contents.len() as i32),
-            continuation_token: input.continuation_token,
-            is_truncated: Some(end < total),
-            next_continuation_token: (end < total).then(|| end.to_string()),
-            contents: Some(contents),
-            ..Default::default()
-        })
+        ok(synthetic.list(req.input))
     }
 
     /// The ETag s3s-fs keeps beside an object (see its `get_internal_info_path`).

@@ -15,6 +15,7 @@
 
 mod extras;
 mod latency;
+mod synthetic;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

@@ -6,6 +6,7 @@
 
 pub mod copy;
 pub mod glacier;
+pub mod listing;
 pub mod s3;
 pub mod stream_upload;
 pub mod uploads;

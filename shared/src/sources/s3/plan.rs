@@ -7,8 +7,8 @@ use chrono::Utc;
 
 use super::tags::target_key;
 use super::{S3Job, S3Task};
-use crate::aws::error_text;
 use crate::aws::glacier::is_archived;
+use crate::aws::listing::{ListingOptions, OrderedListing};
 use crate::config::Job;
 use crate::model::RunRef;
 use crate::pipeline::planner::TaskSink;
@@ -50,19 +50,22 @@ pub async fn plan(
 
     let mut known = KnownEntries::streamed(state, store.bucket(), &store.key(&ControlStore::state_key(&job.name)));
     let mut previous_key: Option<String> = None;
-    let mut pages = engine
-        .clients
-        .s3
-        .list_objects_v2()
-        .bucket(spec.source.bucket.as_str())
-        .prefix(&spec.source.prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
+    // Several folders at once: on S3 each page is a round trip, and a listing's pages are
+    // otherwise sequential (see `aws::listing`).
+    let mut pages = OrderedListing::start(
+        engine.clients.s3.clone(),
+        spec.source.bucket.as_str(),
+        &spec.source.prefix,
+        ListingOptions::default(),
+    );
+    while let Some(page) = pages.next_page().await {
         let page = page.map_err(|e| {
-            EngineError::service(format!("ListObjectsV2 on source bucket `{}`", spec.source.bucket), error_text(&e))
+            EngineError::service(
+                format!("ListObjectsV2 on source bucket `{}` under `{}`", spec.source.bucket, e.prefix),
+                e.message,
+            )
         })?;
-        for object in page.contents() {
+        for object in &page {
             let Some(key) = object.key() else { continue };
             if control_prefix.as_deref().is_some_and(|p| key.starts_with(p)) {
                 continue;
