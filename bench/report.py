@@ -97,9 +97,15 @@ def plan_table(result):
         "| run | wall time | peak RSS |",
         "|---|---:|---:|",
     ]
-    for name, m in result.items():
-        if isinstance(m, dict):
-            lines.append(f"| {name} | {m['wall_s']:.1f} s | {m['rss_mib']:.0f} MiB |")
+    runs = {name: m for name, m in result.items() if isinstance(m, dict)}
+    for name, m in runs.items():
+        lines.append(f"| {name} | {m['wall_s']:.1f} s | {m['rss_mib']:.0f} MiB |")
+    ours = next((m for name, m in runs.items() if name.startswith("backline, state")), None)
+    peers = {name: m for name, m in runs.items() if not name.startswith("backline")}
+    if ours and peers:
+        fastest = min(peers, key=lambda name: peers[name]["wall_s"])
+        lines += ["", f"Backline's no-change time is {ours['wall_s'] / peers[fastest]['wall_s']:.2f}× that of the "
+                  f"fastest peer ({fastest.split(' (')[0]})."]
     return "\n".join(lines)
 
 

@@ -157,15 +157,17 @@ impl Lister {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = match page {
+            let mut page = match page {
                 Ok(page) => page,
                 Err(e) => {
                     let _ = tx.send(Err(self.error(&prefix, error_text(&e)))).await;
                     return;
                 }
             };
+            // Taken, not cloned: a million objects pass through here.
+            let objects = page.contents.take().unwrap_or_default();
             let folders = page.common_prefixes().iter().filter_map(|f| f.prefix());
-            for item in in_key_order(page.contents().to_vec(), folders) {
+            for item in in_key_order(objects, folders) {
                 let entry = match item {
                     Item::Objects(objects) => Entry::Objects(objects),
                     Item::Folder(folder) => {
@@ -193,7 +195,7 @@ impl Lister {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map(|p| p.contents().to_vec()).map_err(|e| self.error(&prefix, error_text(&e)));
+            let page = page.map(|p| p.contents.unwrap_or_default()).map_err(|e| self.error(&prefix, error_text(&e)));
             let failed = page.is_err();
             if tx.send(page).await.is_err() || failed {
                 return;
