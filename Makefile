@@ -69,7 +69,8 @@ emulator-test: setup ## The Tableau, QuickSight, Lambda and Sentry emulators che
 	PYTHONDONTWRITEBYTECODE=1 $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/emulators
 
 # The fault and bad-input suites: the Rust tests that record figures, then the table.
-RELIABILITY_TESTS := -p backline-cli --test kill -p backline-tests --test bad_input --test faults --test faults_quicksight --test faults_tableau --test lambda_faults
+RELIABILITY_TESTS := -p backline-cli --test kill -p backline-tests --test bad_input --test faults --test faults_quicksight --test faults_tableau --test lambda_faults \
+	--test lambda_faults_restore --test lambda_faults_tableau --test lambda_faults_quicksight
 RELIABILITY_DIR := $(CURDIR)/target/reliability
 
 reliability: setup ## The fault and bad-input suites at full size (SIGKILL x20, 5 % 503s...); writes RELIABILITY.md
@@ -141,9 +142,10 @@ bench: setup-bench ## Backline against s5cmd, rclone and aws s3 sync; planning m
 		--peers --out bench/results/plan_20ms.json
 	$(BENCH_VENV)/bin/python bench/cold_start.py --bin-dir $(CARGO_TARGET_DIR)/release \
 		--lambda-dir $(CARGO_TARGET_DIR)/lambda
+	$(MAKE) --no-print-directory bench-fs-plan
 	$(BENCH_VENV)/bin/python bench/report.py
 
-bench-fs-plan: setup ## Peak memory and time of planning a tree of N files (default 1,000,000)
+bench-fs-plan: setup ## Peak memory and time of planning a tree of N files (default 1,000,000; part of `make bench`)
 	cargo build --release --locked -p backline-cli
 	scripts/stack.sh up
 	source .demo/stack.env && .venv/bin/python bench/fs_plan.py $(CARGO_TARGET_DIR)/release/backline $(N) \

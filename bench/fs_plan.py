@@ -1,7 +1,8 @@
 """Filesystem planning at scale: peak memory and time of `backline plan` over a tree of N files,
 first with no state (everything is new), then against a state that lists every file (nothing
-changed). Run by `make bench-fs-plan` (N=1000000 by default); needs the local stack's
-environment and a release `backline`."""
+changed). Run by `make bench-fs-plan` (N=1000000 by default, also part of `make bench`); needs
+the local stack's environment and a release `backline`. Writes bench/results/fs_plan.json, which
+bench/report.py puts into BENCHMARKS.md."""
 import json
 import os
 import resource
@@ -9,9 +10,12 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import boto3
 
 FILES_PER_FOLDER = 1000
+RESULTS = Path(__file__).resolve().parent / "results" / "fs_plan.json"
 
 
 def make_tree(root: str, count: int) -> None:
@@ -52,8 +56,7 @@ def main() -> None:
                 f'[jobs.target]\nbucket_prefix = "{prefix}"\n')
 
     # Each measurement runs in its own process so RUSAGE_CHILDREN's peak is that run's alone.
-    first = subprocess.run([sys.executable, __file__, "--measure", backline, jobs], capture_output=True, text=True)
-    print(first.stdout.strip(), flush=True)
+    first = measured(backline, jobs)
 
     # A state listing every file as backed up, in the control location, as a run would leave it.
     s3 = boto3.client("s3")
@@ -74,14 +77,27 @@ def main() -> None:
             key = os.path.join(path, name).lstrip("/")
             lines.append(json.dumps({"k": key, "s": st.st_size, "e": "", "m": st.st_mtime_ns}))
     s3.put_object(Bucket=control, Key=f"_backline/state/bench/{unit}.jsonl", Body="\n".join(lines).encode() + b"\n")
-    second = subprocess.run([sys.executable, __file__, "--measure", backline, jobs], capture_output=True, text=True)
-    print(second.stdout.strip(), flush=True)
+    second = measured(backline, jobs)
+    results = {"files": count, "folders": count // FILES_PER_FOLDER, "date": time.strftime("%Y-%m-%d"),
+               "first run, no state (everything is new)": first,
+               "against a state listing every file (nothing changed)": second}
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+def measured(backline: str, jobs: str) -> dict:
+    """`backline plan` in a process of its own: wall time, peak RSS and the plan's summary line."""
+    child = subprocess.run([sys.executable, __file__, "--measure", backline, jobs], capture_output=True, text=True)
+    if child.returncode != 0:
+        sys.exit(f"measuring the plan failed: {child.stderr}")
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    print(f"{result['wall_s']:7.1f} s  peak RSS {result['rss_mib']:7.1f} MiB  {result['summary']}", flush=True)
+    return result
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "--measure":
         seconds, peak, out = peak_rss_of([sys.argv[2], "plan", "--config", sys.argv[3]])
-        summary = out.splitlines()[0]
-        print(f"{seconds:7.1f} s  peak RSS {peak:7.1f} MiB  {summary}")
+        print(json.dumps({"wall_s": round(seconds, 2), "rss_mib": round(peak, 1), "summary": out.splitlines()[0]}))
     else:
         main()

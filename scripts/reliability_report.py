@@ -23,9 +23,11 @@ What Backline survives, measured by its fault and bad-input suites. This file is
   servers (moto_server, the Tableau and QuickSight emulators) answers 503 SlowDown,
   500 InternalError, throttling, resets connections and changes sources mid-copy; `backline
   run` and `backline restore` are killed with SIGKILL at random points and then run to the
-  end; on the Lambda path a worker dies at its deadline (mid-copy, before recording, before
-  the ledger write), a chunk and a finalize message are delivered twice at once, and a
-  claim-check object goes missing. After each scenario the target is compared with the
+  end; on the Lambda path a worker dies at its deadline (mid-copy or mid-upload, before
+  recording, before the ledger write) in S3 backups and restores, Tableau and QuickSight
+  backups, a chunk and a finalize message are delivered twice at once, and a claim-check
+  object goes missing. Folder backups run where the folder is, not on Lambda, so they have
+  kill scenarios instead. After each scenario the target is compared with the
   source (or with the same run without faults) byte for byte, versioned targets are checked
   for extra versions, and every item must be counted as copied exactly once over all the
   runs' manifests.

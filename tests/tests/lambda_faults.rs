@@ -15,11 +15,13 @@ use backline::store::Manifest;
 use backline_tests::faults::FaultProxy;
 use backline_tests::reliability::{self, Figures, compare_versioned};
 use backline_tests::{Moto, TestObject, body, create_bucket, drain, put, unique};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 
 mod handlers;
-use handlers::{Stack, as_records, drive, failed_ids, plan, sqs_event, stack_with_clients};
+use handlers::{
+    Stack, as_records, chunks_done, deliver_again_and_finalize, drive, each_stored_once, failed_ids, finalize_queued,
+    plan, sqs_event, stack_with_clients, stall, worker_dies_at_the_stall,
+};
 
 const JOB: &str = "lambda-faults";
 
@@ -63,31 +65,13 @@ async fn setup(clients: backline::aws::AwsClients, n: usize) -> Setup {
     Setup { stack, source, target, expected, run_id, records }
 }
 
-/// An SQS event whose Lambda must end `seconds` from now.
-fn event_ending_in(records: &[(String, String)], seconds: i64) -> LambdaEvent<aws_lambda_events::event::sqs::SqsEvent> {
-    let mut event = sqs_event(records);
-    let mut context = Context::default();
-    context.deadline = (chrono::Utc::now() + chrono::Duration::seconds(seconds)).timestamp_millis() as u64;
-    event.context = context;
-    event
-}
-
-/// Chunk deliveries the ledger counted as done.
-async fn chunks_done(stack: &Stack, run_id: &str) -> u64 {
-    stack.engine.ledger.progress(run_id).await.unwrap().expect("the run is in the ledger").done
-}
-
 /// Finalizes through the handler (every finalize message queued, each delivered `times`) and
 /// returns the manifest and how many finalize messages there were.
 async fn finalize(setup: &Setup, engine: &backline::Engine, times: usize) -> (Manifest, usize) {
-    let finals = as_records(&drain(&setup.stack.clients.sqs, &setup.stack.deployment.finalize_queue_url).await);
-    for _ in 0..times {
-        let response = backline_finalizer::handler(engine, sqs_event(&finals)).await.unwrap();
-        assert!(response.batch_item_failures.is_empty(), "finalizer failed: {:?}", failed_ids(&response));
-    }
+    let finals = finalize_queued(&setup.stack, engine, times).await;
     let key = format!("_backline/runs/{JOB}/{}/manifest.json", setup.run_id);
     let moto = Moto::get().clients().await;
-    (serde_json::from_slice(&body(&moto.s3, &setup.target, &key).await).unwrap(), finals.len())
+    (serde_json::from_slice(&body(&moto.s3, &setup.target, &key).await).unwrap(), finals)
 }
 
 fn record(scenario: &str, items: usize, faults: u64, lost: usize, duplicates: usize) {
@@ -97,10 +81,6 @@ fn record(scenario: &str, items: usize, faults: u64, lost: usize, duplicates: us
 /// Where the worker dies: what the scenario calls it, and the request it never gets an answer
 /// to (the proxy holds it, unsent, until the worker is gone).
 fn deaths() -> Vec<(&'static str, Value)> {
-    let stall = |operations: &[&str], path: &str, nth: u32| {
-        json!([{"name": "worker-dies", "fault": "stall", "nth": [nth], "operations": operations,
-                "path": path, "seconds": 20}])
-    };
     vec![
         ("a worker dies mid-copy", stall(&["CopyObject"], "", 5)),
         ("a worker dies after its copies, before recording them", stall(&["PutObject"], "/outcomes/", 1)),
@@ -115,34 +95,13 @@ async fn a_worker_that_dies_at_its_deadline_leaves_nothing_copied_twice_or_count
         let proxy = FaultProxy::start(&Moto::get().endpoint, rule).await;
         let setup = setup(proxy.clients().await, n).await;
         assert_eq!(setup.records.len(), 1, "{scenario}: one chunk");
-        // The Lambda must end in 2 s. Once the proxy holds its request, it is cut off (its
-        // future dropped), and the redelivery comes after the deadline.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        let dying = backline_worker::handler(&setup.stack.engine, event_ending_in(&setup.records, 2));
-        let stalled = async {
-            while proxy.faults().await == 0 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        tokio::select! {
-            _ = dying => panic!("{scenario}: the worker finished; the stall did not hold it"),
-            held = tokio::time::timeout(Duration::from_secs(60), stalled) => held.expect("the stall never came"),
-        }
-        assert_eq!(proxy.faults().await, 1, "{scenario}");
-        tokio::time::sleep_until(deadline + Duration::from_millis(100)).await;
-
-        // SQS delivers the message again after its visibility time-out, past the deadline.
-        let calm = setup.stack.deployment.engine(Moto::get().clients().await);
-        let again = backline_worker::handler(&calm, sqs_event(&setup.records)).await.unwrap();
-        assert!(again.batch_item_failures.is_empty(), "{scenario}: {:?}", failed_ids(&again));
-        let (manifest, finals) = finalize(&setup, &calm, 1).await;
+        worker_dies_at_the_stall(&setup.stack.engine, &setup.records, &proxy, scenario).await;
 
         let moto = Moto::get().clients().await;
-        let comparison = compare_versioned(&moto.s3, &setup.target, "", &setup.expected, 1).await;
-        record(scenario, n, 1, comparison.lost.len(), comparison.duplicates.len());
-        assert!(comparison.lost.is_empty() && comparison.duplicates.is_empty(), "{scenario}: {comparison:?}");
-        assert_eq!(chunks_done(&setup.stack, &setup.run_id).await, 1, "{scenario}: the chunk counted once");
-        assert_eq!(finals, 1, "{scenario}: one finalize message");
+        deliver_again_and_finalize(&setup.stack, moto.clone(), &setup.records, &setup.run_id, scenario).await;
+        each_stored_once(&setup.target, "", &setup.expected, scenario, "s3 (Lambda)").await;
+        let key = format!("_backline/runs/{JOB}/{}/manifest.json", setup.run_id);
+        let manifest: Manifest = serde_json::from_slice(&body(&moto.s3, &setup.target, &key).await).unwrap();
         let copied: BTreeSet<&str> =
             manifest.tasks.iter().filter(|t| t.status == Status::Ok).map(|t| t.key.as_str()).collect();
         assert_eq!(copied, setup.expected.keys().map(String::as_str).collect(), "{scenario}: every object reported");

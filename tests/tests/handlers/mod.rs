@@ -6,9 +6,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use backline::Engine;
 use backline::aws::AwsClients;
 use backline::pipeline::Deployment;
+use backline_tests::faults::FaultProxy;
+use backline_tests::reliability::{self, Figures, compare_versioned};
 use backline_tests::{Moto, create_ledger_table, create_queue, drain, unique};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
 pub struct Stack {
     pub clients: AwsClients,
@@ -67,4 +70,94 @@ pub async fn drive(stack: &Stack) -> usize {
     let response = backline_finalizer::handler(&stack.engine, sqs_event(&as_records(&finals))).await.unwrap();
     assert!(response.batch_item_failures.is_empty(), "finalizer failures: {:?}", failed_ids(&response));
     finals.len()
+}
+
+/// An SQS event whose Lambda must end `seconds` from now.
+pub fn event_ending_in(records: &[(String, String)], seconds: i64) -> LambdaEvent<SqsEvent> {
+    let mut event = sqs_event(records);
+    let mut context = Context::default();
+    context.deadline = (chrono::Utc::now() + chrono::Duration::seconds(seconds)).timestamp_millis() as u64;
+    event.context = context;
+    event
+}
+
+/// Delivers `records` to a worker whose Lambda must end in 2 s, and returns once that time is
+/// up. `proxy` holds one of the worker's requests (a `stall` rule): once it does, the worker
+/// is cut off (its future dropped), as Lambda ends a function at its deadline.
+pub async fn worker_dies_at_the_stall(
+    engine: &Engine,
+    records: &[(String, String)],
+    proxy: &FaultProxy,
+    scenario: &str,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    let dying = backline_worker::handler(engine, event_ending_in(records, 2));
+    let stalled = async {
+        while proxy.faults().await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::select! {
+        _ = dying => panic!("{scenario}: the worker finished; the stall did not hold it"),
+        held = tokio::time::timeout(std::time::Duration::from_secs(60), stalled) => held.expect("the stall never came"),
+    }
+    assert_eq!(proxy.faults().await, 1, "{scenario}");
+    // SQS delivers the message again after its visibility time-out, past the deadline.
+    tokio::time::sleep_until(deadline + std::time::Duration::from_millis(100)).await;
+}
+
+/// Chunk deliveries the ledger counted as done.
+pub async fn chunks_done(stack: &Stack, run_id: &str) -> u64 {
+    stack.engine.ledger.progress(run_id).await.unwrap().expect("the run is in the ledger").done
+}
+
+/// Runs every queued finalize message through the finalizer of `engine`, `times` over; returns
+/// how many there were.
+pub async fn finalize_queued(stack: &Stack, engine: &Engine, times: usize) -> usize {
+    let finals = as_records(&drain(&stack.clients.sqs, &stack.deployment.finalize_queue_url).await);
+    for _ in 0..times {
+        let response = backline_finalizer::handler(engine, sqs_event(&finals)).await.unwrap();
+        assert!(response.batch_item_failures.is_empty(), "finalizer failed: {:?}", failed_ids(&response));
+    }
+    finals.len()
+}
+
+/// A proxy rule that holds the `nth` request of `operations` whose path matches `path` far
+/// past any deadline: the worker that sent it dies waiting.
+pub fn stall(operations: &[&str], path: &str, nth: u32) -> Value {
+    json!([{"name": "worker-dies", "fault": "stall", "nth": [nth], "operations": operations,
+            "path": path, "seconds": 20}])
+}
+
+/// SQS delivers the chunk in `records` again after its worker died: to a worker on `calm`
+/// clients, then the run's finalize message to the finalizer. The chunk must be counted once
+/// and the run finalized once.
+pub async fn deliver_again_and_finalize(
+    stack: &Stack,
+    calm: AwsClients,
+    records: &[(String, String)],
+    run_id: &str,
+    scenario: &str,
+) {
+    let calm = stack.deployment.engine(calm);
+    let again = backline_worker::handler(&calm, sqs_event(records)).await.unwrap();
+    assert!(again.batch_item_failures.is_empty(), "{scenario}: {:?}", failed_ids(&again));
+    assert_eq!(finalize_queued(stack, &calm, 1).await, 1, "{scenario}: one finalize message");
+    assert_eq!(chunks_done(stack, run_id).await, 1, "{scenario}: the chunk counted once");
+}
+
+/// Compares the versioned `bucket` under `prefix` with `expected` (one version of each),
+/// records the figures for RELIABILITY.md, and fails on anything lost or stored twice.
+pub async fn each_stored_once(
+    bucket: &str,
+    prefix: &str,
+    expected: &BTreeMap<String, Vec<u8>>,
+    scenario: &str,
+    kind: &str,
+) {
+    let s3 = &Moto::get().clients().await.s3;
+    let comparison = compare_versioned(s3, bucket, prefix, expected, 1).await;
+    let (lost, duplicates) = (comparison.lost.len(), comparison.duplicates.len());
+    reliability::record(&Figures::of_one_run(scenario, kind, expected.len(), 1, lost, duplicates));
+    assert!(lost == 0 && duplicates == 0, "{scenario}: {comparison:?}");
 }

@@ -60,6 +60,11 @@ fn outcome(task: &BundleTask, status: Status) -> Outcome {
 }
 
 pub async fn step(cx: &JobContext<'_>, spec: &QuickSightJob, qs: &QuickSight, task: &BundleTask) -> BundleStep {
+    if task.stored_since.is_some()
+        && let Some(found) = already_stored(cx, task).await
+    {
+        return Step::Done(found);
+    }
     let resource = slot_resource(qs);
     let poll = spec.poll_interval.0;
     let Some(id) = task.job_id.clone() else {
@@ -172,6 +177,21 @@ async fn release(cx: &JobContext<'_>, resource: &str, holder: &str) {
         // The lease frees it in time.
         tracing::warn!(error = %err, "could not release the export slot");
     }
+}
+
+/// The zip a delivery that stopped may have stored without recording it. Its key carries the
+/// run's time, so only this run writes it, and a zip is written whole or not at all (a single
+/// PutObject, or a multipart upload that completes at once).
+async fn already_stored(cx: &JobContext<'_>, task: &BundleTask) -> Option<Outcome> {
+    let head = cx.engine.clients.s3.head_object().bucket(&task.bucket).key(&task.key).send().await.ok()?;
+    Some(
+        Outcome {
+            bytes: head.content_length().unwrap_or(0).max(0) as u64,
+            target_etag: head.e_tag().map(str::to_string),
+            ..outcome(task, Status::Ok)
+        }
+        .with_detail("in the backup already: stored by a delivery that stopped before recording it"),
+    )
 }
 
 /// Streams the finished bundle into S3. A URL that expired (it lives 5 minutes) is asked for
@@ -311,6 +331,7 @@ mod tests {
             split: false,
             job_id: Some("j".into()),
             downloads: 0,
+            stored_since: None,
         }
     }
 

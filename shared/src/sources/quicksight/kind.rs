@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::client::QuickSight;
@@ -14,7 +15,9 @@ use crate::config::registry::{ConfigImport, KindEntry};
 use crate::config::{BucketName, Job, JobError, restore_options};
 use crate::model::{Outcome, Status};
 use crate::pipeline::EngineError;
-use crate::pipeline::kind::{Executed, JobContext, Kind, KindTask, Step, decode_tasks, parse_spec, run_tasks};
+use crate::pipeline::kind::{
+    Executed, JobContext, Kind, KindTask, Step, decode_tasks, parse_spec, run_tasks, tasks_in_doubt,
+};
 use crate::pipeline::planner::TaskSink;
 
 pub const ENTRY: KindEntry = KindEntry {
@@ -94,6 +97,10 @@ impl Kind for QuickSightJob {
         .await;
         outcomes.extend(executed.outcomes);
         Ok(Executed { outcomes, waiting: executed.waiting })
+    }
+
+    fn in_doubt(&self, tasks: Vec<Value>, since: DateTime<Utc>) -> Vec<Value> {
+        tasks_in_doubt::<QuickSightTask>(tasks, since)
     }
 
     fn restore_job(&self, backup: &Job, options: Value) -> Option<Result<Job, JobError>> {

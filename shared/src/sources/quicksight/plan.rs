@@ -194,6 +194,7 @@ pub fn bundle_tasks(
                 split: false,
                 job_id: None,
                 downloads: 0,
+                stored_since: None,
             }
         })
         .collect()

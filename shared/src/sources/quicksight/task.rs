@@ -1,5 +1,6 @@
 //! The tasks of a `quicksight` run: a record for a table, or a bundle of assets to export.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -46,6 +47,10 @@ pub struct BundleTask {
     /// Downloads tried after the job succeeded.
     #[serde(default)]
     pub downloads: u32,
+    /// Set when a delivery that started then may have stored the zip and stopped before
+    /// recording it: the key is looked at before exporting again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_since: Option<DateTime<Utc>>,
 }
 
 impl BundleTask {
@@ -104,5 +109,49 @@ impl KindTask for QuickSightTask {
                 ..Outcome::new(Action::Upload, format!("{}/{}", bundle.asset_type, bundle.name), status)
             },
         }
+    }
+
+    /// A record is written again as it is (an item of the same key replaces itself); a bundle
+    /// looks for its zip first, so a versioned bucket does not get a second version of it.
+    fn in_doubt(mut self, since: DateTime<Utc>) -> Self {
+        if let QuickSightTask::Bundle(bundle) = &mut self {
+            bundle.stored_since = Some(bundle.stored_since.map_or(since, |earlier| earlier.min(since)));
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_bundle_in_doubt_looks_for_its_zip_from_the_earliest_delivery_and_a_record_is_written_again() {
+        let bundle = QuickSightTask::Bundle(BundleTask {
+            asset_type: AssetType::Dashboards,
+            name: "dashboards".into(),
+            bucket: "b".into(),
+            key: "quicksight-backups/2026/11/23/dashboards/dashboards-030000.zip".into(),
+            assets: vec![],
+            split: false,
+            job_id: None,
+            downloads: 0,
+            stored_since: None,
+        });
+        let (first, second) = (Utc.with_ymd_and_hms(2026, 11, 23, 3, 0, 0).unwrap(), Utc::now());
+        let QuickSightTask::Bundle(doubted) = bundle.in_doubt(first).in_doubt(second) else { panic!() };
+        assert_eq!(doubted.stored_since, Some(first));
+        // It travels in the queue and comes back the same.
+        let back: QuickSightTask =
+            serde_json::from_value(serde_json::to_value(QuickSightTask::Bundle(doubted.clone())).unwrap()).unwrap();
+        assert_eq!(back, QuickSightTask::Bundle(doubted));
+        let record = QuickSightTask::Record(RecordTask {
+            key: "users/alice".into(),
+            table: "users-2026-11-23".into(),
+            key_attribute: "key".into(),
+            item: Map::new(),
+        });
+        assert_eq!(record.clone().in_doubt(first), record);
     }
 }
