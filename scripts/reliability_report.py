@@ -24,8 +24,8 @@ What Backline survives, measured by its fault and bad-input suites. This file is
   500 InternalError, throttling, resets connections and changes sources mid-copy; `backline
   run` and `backline restore` are killed with SIGKILL at random points and then run to the
   end; on the Lambda path a worker dies at its deadline (mid-copy or mid-upload, before
-  recording, before the ledger write) in S3 backups and restores, Tableau and QuickSight
-  backups, a chunk and a finalize message are delivered twice at once, and a claim-check
+  recording, before the ledger write) in S3, Tableau and QuickSight backups and restores
+  (mid-publish and mid-import too), a chunk and a finalize message are delivered twice at once, and a claim-check
   object goes missing. Folder backups run where the folder is, not on Lambda, so they have
   kill scenarios instead. After each scenario the target is compared with the
   source (or with the same run without faults) byte for byte, versioned targets are checked

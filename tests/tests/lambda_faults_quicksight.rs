@@ -10,20 +10,21 @@ use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline::model::Status;
-use backline::store::ControlStore;
 use backline_tests::faults::FaultProxy;
 use backline_tests::quicksight::QuickSightServer;
 use backline_tests::reliability::{self, Figures};
-use backline_tests::{Moto, create_bucket, drain, unique};
+use backline_tests::{Moto, create_bucket, unique};
 use serde_json::{Value, json};
 
 mod handlers;
-use handlers::{as_records, drive, event_ending_in, failed_ids, plan, sqs_event, stack_with_clients, stall};
+use handlers::{deliver_until_one_dies, drive, failed_ids, manifest_of, plan, sqs_event, stack_with_clients, stall};
 
 const JOB: &str = "qs-lambda-faults";
 /// 2 users, 1 group, 1 membership; one bundle for each of the 4 asset types.
 const RECORDS: usize = 4;
 const BUNDLES: usize = 4;
+/// The empty account restores go into.
+const RESTORED_ACCOUNT: &str = "222222222222";
 
 fn world() -> Value {
     json!({
@@ -38,7 +39,8 @@ fn world() -> Value {
                 "datasets": [{"id": "sales", "deps": ["athena"]}],
                 "analyses": [{"id": "a1", "deps": ["sales"]}],
                 "dashboards": {"generate": 6, "deps": ["a1"]}}}
-        }}
+        },
+        (RESTORED_ACCOUNT): {}}
     })
 }
 
@@ -51,35 +53,14 @@ fn deaths() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Delivers the queued chunks, as SQS would, until a delivery reaches the request `proxy`
-/// holds; that delivery is cut off at its 2 s deadline. Returns the records it was given.
-async fn deliver_until_one_dies(stack: &handlers::Stack, proxy: &FaultProxy, scenario: &str) -> Vec<(String, String)> {
-    for _ in 0..30 {
-        let records = as_records(&drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await);
-        if records.is_empty() {
-            // The exports wait in the queue between looks.
-            tokio::time::sleep(Duration::from_millis(1100)).await;
-            continue;
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        let delivery = backline_worker::handler(&stack.engine, event_ending_in(&records, 2));
-        let stalled = async {
-            while proxy.faults().await == 0 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        tokio::select! {
-            done = delivery => {
-                let done = done.unwrap();
-                assert!(done.batch_item_failures.is_empty(), "{scenario}: {:?}", failed_ids(&done));
-            }
-            _ = stalled => {
-                tokio::time::sleep_until(deadline + Duration::from_millis(100)).await;
-                return records;
-            }
-        }
-    }
-    panic!("{scenario}: no delivery reached the held request");
+/// A job file of one quicksight job writing to `bucket` and tables named from `tables`.
+fn job_file(bucket: &str, tables: &str) -> std::path::PathBuf {
+    let config = std::env::temp_dir().join(format!("{}.yaml", unique("qs-jobs")));
+    let text = format!(
+        "jobs:\n  - name: {JOB}\n    kind: quicksight\n    source: {{account_id: \"111111111111\", region: us-east-1}}\n    target: {{bucket: {bucket}, users_table: {tables}-u, groups_table: {tables}-g, memberships_table: {tables}-m}}\n    poll_interval: 1s\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 #[tokio::test]
@@ -91,11 +72,7 @@ async fn a_quicksight_worker_that_dies_at_its_deadline_writes_each_item_once() {
         let mut clients = proxy.clients().await;
         clients.quicksight_endpoint = Some(server.url.clone());
         let (bucket, tables) = (unique("qs-dst"), unique("qs-tables"));
-        let config = std::env::temp_dir().join(format!("{}.yaml", unique("qs-jobs")));
-        let text = format!(
-            "jobs:\n  - name: {JOB}\n    kind: quicksight\n    source: {{account_id: \"111111111111\", region: us-east-1}}\n    target: {{bucket: {bucket}, users_table: {tables}-u, groups_table: {tables}-g, memberships_table: {tables}-m}}\n    poll_interval: 1s\n"
-        );
-        std::fs::write(&config, text).unwrap();
+        let config = job_file(&bucket, &tables);
         let stack = stack_with_clients(&config.display().to_string(), clients).await;
         create_bucket(&moto.s3, &bucket).await;
         let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
@@ -105,7 +82,6 @@ async fn a_quicksight_worker_that_dies_at_its_deadline_writes_each_item_once() {
         let run_id = planned["runs"][0]["run_id"].as_str().expect("a run").to_string();
 
         let records = deliver_until_one_dies(&stack, &proxy, scenario).await;
-        assert_eq!(proxy.faults().await, 1, "{scenario}");
         let mut calm_clients = moto.clone();
         calm_clients.quicksight_endpoint = Some(server.url.clone());
         let calm = stack.deployment.engine(calm_clients);
@@ -118,12 +94,7 @@ async fn a_quicksight_worker_that_dies_at_its_deadline_writes_each_item_once() {
             tokio::time::sleep(Duration::from_millis(1100)).await;
         }
 
-        let control = backline::config::ControlLocation {
-            bucket: backline::config::BucketName::try_from(bucket.clone()).unwrap(),
-            prefix: "_backline/".into(),
-        };
-        let store = ControlStore::new(moto.s3.clone(), &control);
-        let manifest = store.manifest(JOB, &run_id).await.unwrap().unwrap_or_else(|| panic!("{scenario}: no manifest"));
+        let manifest = manifest_of(&moto.s3, &[&bucket], &run_id).await;
         let progress = stack.engine.ledger.progress(&run_id).await.unwrap().expect("the run is in the ledger");
         assert_eq!(Some(progress.done), progress.expected, "{scenario}: every delivery counted once");
 
@@ -167,5 +138,92 @@ async fn a_quicksight_worker_that_dies_at_its_deadline_writes_each_item_once() {
         let keys: BTreeSet<&str> = manifest.tasks.iter().map(|t| t.key.as_str()).collect();
         assert_eq!(keys.len(), manifest.tasks.len(), "{scenario}: an item reported twice");
         assert_eq!((manifest.status.as_str(), manifest.counts.failed), ("succeeded", 0), "{scenario}");
+    }
+}
+
+/// Where a restore's worker dies: the proxy (`true`: the one before QuickSight, `false`: before
+/// moto) and the request it holds.
+fn restore_deaths() -> Vec<(&'static str, bool, Value)> {
+    let import = json!([{"name": "worker-dies", "fault": "stall", "nth": [2], "method": "POST",
+                         "path": "/asset-bundle-import-jobs/import$", "seconds": 20}]);
+    vec![
+        ("a quicksight restore worker dies starting an import", true, import),
+        (
+            "a quicksight restore worker dies after its work, before recording it",
+            false,
+            stall(&["PutObject"], "/outcomes/", 1),
+        ),
+        (
+            "a quicksight restore worker dies after recording, before the ledger write",
+            false,
+            stall(&["TransactWriteItems"], "", 1),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_quicksight_restore_worker_that_dies_at_its_deadline_makes_each_item_once() {
+    let moto = Moto::get().clients().await;
+    for (hour, (scenario, at_quicksight, rule)) in restore_deaths().into_iter().enumerate() {
+        let server = QuickSightServer::start(&world()).await;
+        let (qs_proxy, s3_proxy) = (
+            FaultProxy::start(&server.url, json!([])).await,
+            FaultProxy::start(&Moto::get().endpoint, json!([])).await,
+        );
+        let mut clients = s3_proxy.clients().await;
+        clients.quicksight_endpoint = Some(qs_proxy.url.clone());
+        let (bucket, tables) = (unique("qs-bak"), unique("qs-tables"));
+        let stack = stack_with_clients(&job_file(&bucket, &tables).display().to_string(), clients.clone()).await;
+        create_bucket(&moto.s3, &bucket).await;
+        // QuickSight reads the S3 URI with the caller's access; the emulator reads moto unsigned.
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*",
+            "Action": "s3:GetObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}]});
+        moto.s3.put_bucket_policy().bucket(&bucket).policy(policy.to_string()).send().await.expect("policy");
+        plan(&stack, json!({"job": JOB, "time": format!("2026-11-23T{:02}:00:00Z", hour + 3)})).await;
+        let mut rounds = 0;
+        while drive(&stack).await == 0 {
+            rounds += 1;
+            assert!(rounds <= 30, "{scenario}: the backup did not finish");
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+
+        let proxy = if at_quicksight { &qs_proxy } else { &s3_proxy };
+        proxy.post("reset", &json!({"rules": rule, "seed": 7})).await;
+        let request = json!({"restore": {"job": JOB, "date": "2026-11-23", "to_account": RESTORED_ACCOUNT,
+                                         "poll_interval": "1s"},
+                             "time": format!("2026-11-23T{:02}:30:00Z", hour + 3)});
+        let planned = plan(&stack, request).await;
+        let run_id = planned["runs"][0]["run_id"].as_str().expect("a run").to_string();
+        let records = deliver_until_one_dies(&stack, proxy, scenario).await;
+        let mut calm_clients = moto.clone();
+        calm_clients.quicksight_endpoint = Some(qs_proxy.url.clone());
+        let again =
+            backline_worker::handler(&stack.deployment.engine(calm_clients), sqs_event(&records)).await.unwrap();
+        assert!(again.batch_item_failures.is_empty(), "{scenario}: {:?}", failed_ids(&again));
+        let mut rounds = 0;
+        while drive(&stack).await == 0 {
+            rounds += 1;
+            assert!(rounds <= 30, "{scenario}: the restore did not finish");
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+
+        let state = server.state().await;
+        let restored = &state["accounts"][RESTORED_ACCOUNT];
+        let count = |value: &Value| value.as_array().map_or(0, Vec::len);
+        let namespace = &restored["namespaces"]["default"];
+        let made = [
+            ("users", count(&namespace["users"]), 2usize),
+            ("groups", count(&namespace["groups"]), 1),
+            ("memberships", count(&namespace["memberships"]), 1),
+            ("dashboards", count(&restored["regions"]["us-east-1"]["dashboards"]), 6),
+        ];
+        let lost: usize = made.iter().map(|(_, got, want)| want.saturating_sub(*got)).sum();
+        let duplicates: usize = made.iter().map(|(_, got, want)| got.saturating_sub(*want)).sum();
+        reliability::record(&Figures::of_one_run(scenario, "quicksight-restore (Lambda)", 10, 1, lost, duplicates));
+        assert_eq!((lost, duplicates), (0, 0), "{scenario}: {made:?}");
+        let progress = stack.engine.ledger.progress(&run_id).await.unwrap().expect("the run is in the ledger");
+        assert_eq!(Some(progress.done), progress.expected, "{scenario}: every delivery counted once");
+        let manifest = manifest_of(&moto.s3, &[&bucket], &run_id).await;
+        assert_eq!((manifest.status.as_str(), manifest.counts.failed), ("succeeded", 0), "{:#?}", manifest.tasks);
     }
 }

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use backline::model::Status;
-use backline::store::Manifest;
 use backline_tests::faults::FaultProxy;
 use backline_tests::reliability;
 use backline_tests::{Moto, TestObject, create_bucket, drain, put, unique};
@@ -15,7 +14,7 @@ use serde_json::{Value, json};
 
 mod handlers;
 use handlers::{
-    as_records, deliver_again_and_finalize, drive, each_stored_once, plan, stack_with_clients, stall,
+    as_records, deliver_again_and_finalize, drive, each_stored_once, manifest_of, plan, stack_with_clients, stall,
     worker_dies_at_the_stall,
 };
 
@@ -36,17 +35,6 @@ async fn versioned_bucket(s3: &aws_sdk_s3::Client, prefix: &str) -> String {
     let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
     s3.put_bucket_versioning().bucket(&bucket).versioning_configuration(enabled).send().await.unwrap();
     bucket
-}
-
-/// The manifest of run `run_id`, wherever among `buckets` the restore keeps its records.
-async fn manifest_of(s3: &aws_sdk_s3::Client, buckets: &[&str], run_id: &str) -> Manifest {
-    for bucket in buckets {
-        let keys = backline_tests::keys(s3, bucket, "_backline/").await;
-        if let Some(key) = keys.iter().find(|k| k.ends_with(&format!("/{run_id}/manifest.json"))) {
-            return serde_json::from_slice(&backline_tests::body(s3, bucket, key).await).expect("a manifest");
-        }
-    }
-    panic!("no manifest of {run_id} in {buckets:?}")
 }
 
 #[tokio::test]

@@ -161,3 +161,48 @@ pub async fn each_stored_once(
     reliability::record(&Figures::of_one_run(scenario, kind, expected.len(), 1, lost, duplicates));
     assert!(lost == 0 && duplicates == 0, "{scenario}: {comparison:?}");
 }
+
+/// Delivers the queued chunks, as SQS would, until a delivery reaches the request `proxy`
+/// holds; that delivery is cut off at its 2 s deadline. For kinds whose chunks wait in the
+/// queue between looks, so the held request may come in any delivery. Returns the records
+/// the dying delivery was given.
+pub async fn deliver_until_one_dies(stack: &Stack, proxy: &FaultProxy, scenario: &str) -> Vec<(String, String)> {
+    for _ in 0..30 {
+        let records = as_records(&drain(&stack.clients.sqs, &stack.deployment.work_queue_url).await);
+        if records.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            continue;
+        }
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let delivery = backline_worker::handler(&stack.engine, event_ending_in(&records, 2));
+        let stalled = async {
+            while proxy.faults().await == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        tokio::select! {
+            done = delivery => {
+                let done = done.unwrap();
+                assert!(done.batch_item_failures.is_empty(), "{scenario}: {:?}", failed_ids(&done));
+            }
+            _ = stalled => {
+                tokio::time::sleep_until(deadline + std::time::Duration::from_millis(100)).await;
+                assert_eq!(proxy.faults().await, 1, "{scenario}");
+                return records;
+            }
+        }
+    }
+    panic!("{scenario}: no delivery reached the held request");
+}
+
+/// The manifest of run `run_id`, wherever among `buckets` its job keeps its records (a restore
+/// keeps them where its backup job does).
+pub async fn manifest_of(s3: &aws_sdk_s3::Client, buckets: &[&str], run_id: &str) -> backline::store::Manifest {
+    for bucket in buckets {
+        let keys = backline_tests::keys(s3, bucket, "_backline/").await;
+        if let Some(key) = keys.iter().find(|k| k.ends_with(&format!("/{run_id}/manifest.json"))) {
+            return serde_json::from_slice(&backline_tests::body(s3, bucket, key).await).expect("a manifest");
+        }
+    }
+    panic!("no manifest of {run_id} in {buckets:?}")
+}
